@@ -1,0 +1,3 @@
+"""Database commands: init-db, migrate-db, revert-db, optimize-db, users, jwt."""
+
+COMMANDS: list = []

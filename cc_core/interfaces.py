@@ -1,0 +1,237 @@
+"""Typed boundaries between the core and its plugins.
+
+Each Protocol mirrors an upstream Go interface (named in its docstring) with async methods. A plugin
+class satisfies one of them structurally; `cc_core.testing` holds the contract suites that check it
+against a real server. Classes also carry two class attributes the registry reads:
+
+* ``kind``   – the string the config's ``kind`` key selects the class by;
+* ``Config`` – a msgspec struct validating the class's own config section.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from cc_core.auth.user import User
+    from cc_core.schema import Job, Tag
+
+# Metric scopes from fine to coarse, as upstream orders them (`schema.MetricScope`).
+SCOPES: tuple[str, ...] = ("hwthread", "accelerator", "core", "memoryDomain", "socket", "node")
+
+
+@runtime_checkable
+class MetricBackend(Protocol):
+    """A source of metric time series (upstream `metricdispatch.MetricDataRepository`, contract §8.5).
+
+    ``job`` arguments are `cc_core.schema.Job`; results use the archive's data structures
+    (``JobData = {metric: {scope: JobMetric}}``) so that a job's data reads the same from a live
+    backend as from the archive.
+    """
+
+    kind: ClassVar[str]
+
+    async def load_data(
+        self, job: Job, metrics: Sequence[str], scopes: Sequence[str], resolution: int
+    ) -> Mapping[str, Mapping[str, Any]]:
+        """Time series of ``metrics`` for the job's nodes and time range, at each requested scope
+        (effective scope = the coarser of native and requested) and ``resolution`` seconds
+        (0 = native)."""
+        ...
+
+    async def load_stats(self, job: Job, metrics: Sequence[str]) -> Mapping[str, Mapping[str, Any]]:
+        """Node-scope statistics ``{metric: {hostname: {min, avg, max}}}`` over the job's run."""
+        ...
+
+    async def load_scoped_stats(
+        self, job: Job, metrics: Sequence[str], scopes: Sequence[str]
+    ) -> Mapping[str, Mapping[str, Sequence[Any]]]:
+        """Statistics per scope ``{metric: {scope: [{hostname, id, data: {min, avg, max}}]}}``."""
+        ...
+
+    async def load_node_data(
+        self,
+        cluster: str,
+        metrics: Sequence[str],
+        nodes: Sequence[str] | None,
+        scopes: Sequence[str],
+        start: int,
+        stop: int,
+    ) -> Mapping[str, Mapping[str, Sequence[Any]]]:
+        """Per-node series for the systems views ``{hostname: {metric: [JobMetric]}}``."""
+        ...
+
+    async def load_node_list_data(
+        self,
+        cluster: str,
+        sub_cluster: str,
+        nodes: Sequence[str],
+        metrics: Sequence[str],
+        scopes: Sequence[str],
+        resolution: int,
+        start: int,
+        stop: int,
+    ) -> Mapping[str, Mapping[str, Mapping[str, Any]]]:
+        """Node-list data ``{hostname: JobData}`` for one page of the node list."""
+        ...
+
+    async def health_check(
+        self, cluster: str, nodes: Sequence[str], metrics: Sequence[str]
+    ) -> Mapping[str, NodeHealth]:
+        """Health of each node from the freshness of its metrics (contract §8.6)."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections and flush state; called once on shutdown."""
+        ...
+
+
+@dataclass(slots=True)
+class NodeHealth:
+    state: Literal["full", "partial", "failed"]
+    missing: list[str] = field(default_factory=list)
+    degraded: list[str] = field(default_factory=list)
+
+
+@runtime_checkable
+class ArchiveBackend(Protocol):
+    """A job archive (upstream `archive.ArchiveBackend`, contract §3.1), version-3 layout.
+
+    Jobs are addressed by ``(cluster, jobId, startTime)``; meta is `cc_core.schema.Job`, data is
+    ``JobData``. Writes are atomic: a reader never sees half a job.
+    """
+
+    kind: ClassVar[str]
+
+    async def init(self) -> int:
+        """Check (or, for an empty archive, create) ``version.txt`` and return the version."""
+        ...
+
+    async def info(self) -> Mapping[str, Any]:
+        """Per-cluster summary: job count, time range, bytes."""
+        ...
+
+    async def exists(self, job: Job) -> bool: ...
+
+    async def load_job_meta(self, job: Job) -> Job: ...
+
+    async def load_job_data(self, job: Job) -> Mapping[str, Mapping[str, Any]]: ...
+
+    async def load_job_stats(self, job: Job) -> Mapping[str, Any]:
+        """Per-metric, per-scope statistics derived from the stored series."""
+        ...
+
+    async def load_cluster_config(self, cluster: str) -> Any:
+        """The cluster's ``cluster.json`` as `cc_core.schema.cluster.Cluster`."""
+        ...
+
+    async def store_cluster_config(self, cluster: Any) -> None: ...
+
+    async def store_job_meta(self, job: Job) -> None:
+        """Rewrite ``meta.json`` of an archived job (tag and metadata edits)."""
+        ...
+
+    async def import_job(self, meta: Job, data: Mapping[str, Mapping[str, Any]]) -> None:
+        """Store a finished job: ``meta.json`` and ``data.json`` (gzipped above 2000 bytes)."""
+        ...
+
+    async def get_clusters(self) -> list[str]: ...
+
+    async def clean(self, before: int = 0, after: int = 0) -> int:
+        """Remove jobs started before ``before`` / after ``after`` (0 = no bound); returns the count."""
+        ...
+
+    async def move(self, jobs: Sequence[Job], target: ArchiveBackend) -> None: ...
+
+    async def compress(self, jobs: Sequence[Job]) -> None: ...
+
+    def iter_jobs(self, load_data: bool = False) -> AsyncIterator[ArchivedJob]:
+        """Every job of the archive, meta (and data when asked), errors reported per job."""
+        ...
+
+
+@dataclass(slots=True)
+class ArchivedJob:
+    path: str
+    meta: Job | None
+    data: Mapping[str, Mapping[str, Any]] | None = None
+    error: str | None = None
+
+
+@runtime_checkable
+class Authenticator(Protocol):
+    """A login mechanism (upstream `auth.Authenticator`, contract §6.3).
+
+    ``can_login`` decides cheaply whether this mechanism applies to a login attempt (e.g. the user exists
+    with this auth source, or the request carries this mechanism's token); ``login`` then verifies the
+    credentials and returns the user, or raises `cc_core.auth.errors.LoginError` with a message safe to
+    show on the login page.
+    """
+
+    kind: ClassVar[str]
+
+    async def can_login(self, user: User | None, username: str, request: Any) -> User | None | bool: ...
+
+    async def login(self, user: User | None, username: str, password: str, request: Any) -> User: ...
+
+
+@dataclass(slots=True)
+class TaggerResult:
+    tags: list[Tag] = field(default_factory=list)
+    message: str | None = None
+
+
+@runtime_checkable
+class Tagger(Protocol):
+    """A job tagger (upstream `tagger.Tagger`, contract §9): app detection, job classification, …"""
+
+    kind: ClassVar[str]
+    event: ClassVar[Literal["start", "stop"]]
+
+    async def match(self, job: Job) -> TaggerResult:
+        """The tags this tagger wants on ``job``; pure, so ``apply-tags`` can re-run it on any job."""
+        ...
+
+
+@runtime_checkable
+class JobEventSink(Protocol):
+    """What a `Scheduler` feeds: the same operations as the REST API's start/stop/nodestate."""
+
+    async def start_job(self, job: Job) -> int: ...
+
+    async def stop_job(
+        self, job_id: int, cluster: str, start_time: int | None, state: str, stop_time: int
+    ) -> None: ...
+
+    async def update_node_states(self, cluster: str, nodes: Sequence[Mapping[str, Any]]) -> None: ...
+
+    async def running_jobs(self, cluster: str) -> list[Job]: ...
+
+
+@runtime_checkable
+class Scheduler(Protocol):
+    """A batch-system integration: polls or subscribes to the scheduler and feeds a `JobEventSink`."""
+
+    kind: ClassVar[str]
+
+    async def run(self, sink: JobEventSink) -> None:
+        """Run until cancelled; must be restart-safe (no duplicate starts, no missed stops)."""
+        ...
+
+
+@runtime_checkable
+class Task(Protocol):
+    """A periodic background service (upstream `taskmanager`, contract §10)."""
+
+    name: ClassVar[str]
+
+    @property
+    def schedule(self) -> float | str:
+        """Seconds between runs, or a daily ``"HH:MM"`` (local time)."""
+        ...
+
+    async def run(self) -> str | None:
+        """Do one run; return a short outcome for the log. Exceptions are logged, never fatal."""
+        ...
