@@ -448,9 +448,9 @@ def load_config(
             if inc is None:
                 raise ConfigError("expected a file name", file=cfg_path, path=f"$.{key}")
             inc = inc if inc.is_absolute() else base / inc
-            merged[section] = _resolve_env_refs(_read_json(inc), env, inc)
+            merged[section] = _resolve_env_refs(_read_json(inc), env, inc, f"$.{section}")
         else:
-            merged[key] = _resolve_env_refs(value, env, cfg_path or Path("config.json"))
+            merged[key] = _resolve_env_refs(value, env, cfg_path or Path("config.json"), f"$.{key}")
 
     source = str(cfg_path) if cfg_path else "<defaults>"
     cfg: Config = convert(merged, Config, file=source)

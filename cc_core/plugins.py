@@ -205,3 +205,19 @@ def describe(registry: PluginRegistry) -> list[dict[str, Any]]:
         }
         for i in sorted(registry.infos.values(), key=lambda i: (not i.builtin, i.name))
     ]
+
+
+class PendingBackend:
+    """Base for a plugin class whose implementation has not landed yet.
+
+    It registers its kind and validates its config section (so configs are checked today), but
+    refuses to be instantiated with a message that says so, instead of pretending to work.
+    """
+
+    kind: str = ""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise PluginError(
+            f"{type(self).__module__.split('.')[0]}: the {self.kind!r} backend is not available yet in "
+            "this version"
+        )

@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import sys
 
+from typing import TYPE_CHECKING
+
 import click
 
 from cc_core.cli.state import CLIState, run_cli_errors_as_messages
+
+if TYPE_CHECKING:
+    from cc_core.plugins import PluginRegistry
 
 LOG_LEVELS = ("debug", "info", "warn", "err", "crit")
 
@@ -57,14 +62,16 @@ def build_cli() -> click.Group:
     return cli
 
 
-def _add_plugin_commands(group: click.Group) -> None:
+def add_plugin_commands(group: click.Group, registry: PluginRegistry | None = None) -> None:
+    """Let each plugin add commands; a name already taken is refused with both owners named."""
     from cc_core.plugins import PluginError, make_plugin_manager
 
-    try:
-        registry = make_plugin_manager()
-    except PluginError as e:  # plugins are broken: keep the core commands usable, say why
-        click.echo(f"warning: plugins not loaded: {e}", err=True)
-        return
+    if registry is None:
+        try:
+            registry = make_plugin_manager()
+        except PluginError as e:  # plugins are broken: keep the core commands usable, say why
+            click.echo(f"warning: plugins not loaded: {e}", err=True)
+            return
     before = dict(group.commands)
     for impl in registry.pm.hook.register_cli_commands.get_hookimpls():
         dist = registry.infos[impl.plugin_name].distribution
@@ -83,6 +90,6 @@ def _add_plugin_commands(group: click.Group) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     group = build_cli()
-    _add_plugin_commands(group)
+    add_plugin_commands(group)
     with run_cli_errors_as_messages():
         group.main(args=argv if argv is not None else sys.argv[1:], prog_name="clustercockpit")

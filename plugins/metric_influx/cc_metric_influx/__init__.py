@@ -1,1 +1,10 @@
-"""placeholder"""
+"""InfluxDB for ClusterCockpit (kind ``influxdb``). Importing this module is cheap; the class loads on registration."""
+
+from cc_core.hookspecs import hookimpl
+
+
+@hookimpl
+def register_metric_backends(register):  # type: ignore[no-untyped-def]
+    from cc_metric_influx.config import Backend
+
+    register(Backend)

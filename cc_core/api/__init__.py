@@ -1,0 +1,1 @@
+"""HTTP APIs: REST controllers, error bodies, security middleware and guards."""

@@ -1,0 +1,177 @@
+"""`create_app(config)`: the Litestar application. The only place plugins are loaded for the server."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar, MediaType, Request, Router, get
+from litestar.config.compression import CompressionConfig
+from litestar.config.cors import CORSConfig
+from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.response import Template
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
+
+from cc_core import __version__
+from cc_core.api.auth import TokenAuth, admin_api_guard
+from cc_core.api.errors import http_exception_handler, internal_error_handler
+from cc_core.api.security import SecurityMiddleware
+from cc_core.background import BackgroundWork
+from cc_core.config import Config, load_config
+from cc_core.context import PluginContext
+from cc_core.plugins import PluginRegistry, describe, make_plugin_manager
+from cc_core.web import STATIC_DIR, TEMPLATE_DIR, VENDOR_DIR, Contribution, NavItem
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_TIMEOUT = 60.0
+
+
+@get("/healthz", media_type=MediaType.JSON, include_in_schema=False, sync_to_thread=False)
+def healthz() -> dict[str, str]:
+    """Liveness: the process serves HTTP. Needs no authentication (for load balancers)."""
+    return {"status": "ok", "version": __version__}
+
+
+@get("/api/plugins", guards=[admin_api_guard], sync_to_thread=False, tags=["admin"])
+def list_plugins(request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
+    """Installed plugins with their distribution, version, registered kinds and implemented hooks, and
+    which kinds the running configuration uses. Needs a token with roles admin and api."""
+    registry: PluginRegistry = request.app.state["registry"]
+    enabled: dict[str, str] = request.app.state["enabled_kinds"]
+    listing = describe(registry)
+    for entry in listing:
+        entry["enabled"] = sorted(
+            path for path, kind in enabled.items() if any(kind in ks for ks in entry["kinds"].values())
+        )
+    return listing
+
+
+@get("/", include_in_schema=False)
+async def index(request: Request[Any, Any, Any]) -> Template:
+    clusters: list[str] = []
+    archive = request.app.state.get("archive")
+    if archive is not None:
+        try:
+            clusters = await archive.get_clusters()
+        except Exception:  # the start page must render even when the archive is unreadable
+            log.exception("cannot list clusters of the archive")
+    return Template("index.html", context={"version": __version__, "clusters": clusters})
+
+
+def _enabled_kinds(config: Config) -> dict[str, str]:
+    kinds = {"$.archive": str(config.archive.get("kind", "file"))}
+    if config.metric_store is not None:
+        from cc_core.config import INTERNAL_METRIC_STORE_KIND
+
+        kinds["$.metric-store"] = INTERNAL_METRIC_STORE_KIND
+    for i, entry in enumerate(config.metric_store_external or []):
+        kinds[f"$.metric-store-external[{i}]"] = str(entry.get("kind", "cc-metric-store"))
+    for key in config.auth:
+        if key != "jwts":
+            kinds[f"$.auth.{key}"] = key
+    return kinds
+
+
+def create_app(
+    config: Config | None = None,
+    *,
+    registry: PluginRegistry | None = None,
+    dev: bool = False,
+) -> Litestar:
+    """Build the application for ``config`` (defaults when None) with the installed plugins."""
+    config = config if config is not None else load_config(None)
+    registry = registry if registry is not None else make_plugin_manager()
+    config.validate_plugins(registry)
+    context = PluginContext(config, registry, services={"dev": dev})
+    background = BackgroundWork()
+
+    contributions: list[Any] = []
+    for result in registry.hook.litestar_plugins(context=context):
+        contributions.extend(result or ())
+    template_dirs = [d for c in contributions if isinstance(c, Contribution) for d in c.template_dirs]
+    nav_items: list[NavItem] = [n for c in contributions if isinstance(c, Contribution) for n in c.nav_items]
+
+    static_routers = [
+        create_static_files_router(path="/static/vendor", directories=[VENDOR_DIR], include_in_schema=False),
+        create_static_files_router(path="/static", directories=[STATIC_DIR], include_in_schema=False),
+    ]
+    for c in contributions:
+        if isinstance(c, Contribution):
+            for prefix, directory in c.static_dirs.items():
+                static_routers.append(
+                    create_static_files_router(
+                        path=f"/static/{prefix.strip('/')}", directories=[directory], include_in_schema=False
+                    )
+                )
+
+    template_config = TemplateConfig(
+        directory=[*template_dirs, TEMPLATE_DIR],
+        engine=JinjaTemplateEngine,
+        engine_callback=lambda engine: engine.engine.globals.update(nav_items=nav_items, version=__version__),
+    )
+
+    openapi_config = None
+    if dev:
+        openapi_config = OpenAPIConfig(
+            title="ClusterCockpit REST API",
+            version=__version__,
+            path="/swagger",
+            render_plugins=[
+                SwaggerRenderPlugin(
+                    path="/",
+                    js_url="/static/vendor/swagger-ui/swagger-ui-bundle.js",
+                    css_url="/static/vendor/swagger-ui/swagger-ui.css",
+                    standalone_preset_js_url="/static/vendor/swagger-ui/swagger-ui-standalone-preset.js",
+                )
+            ],
+        )
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        log.info("ClusterCockpit %s starting", __version__)
+        try:
+            yield
+        finally:
+            cancelled = await background.drain(SHUTDOWN_TIMEOUT)
+            log.info("shutdown complete (%d background task(s) cancelled)", cancelled)
+
+    state = State(
+        {
+            "config": config,
+            "registry": registry,
+            "context": context,
+            "background": background,
+            "token_auth": TokenAuth.from_config(config),
+            "enabled_kinds": _enabled_kinds(config),
+            "dev": dev,
+        }
+    )
+    api = Router(path="/", route_handlers=[list_plugins])
+    return Litestar(
+        route_handlers=[healthz, index, api, *static_routers],
+        plugins=contributions,
+        middleware=[DefineMiddleware(SecurityMiddleware, trusted_proxies=config.main.trusted_proxies)],
+        cors_config=CORSConfig(
+            allow_origins=["*"],
+            allow_methods=["GET", "POST", "HEAD", "OPTIONS"],
+            allow_headers=["X-Requested-With", "Content-Type", "Authorization", "Origin"],
+            allow_credentials=False,
+        ),
+        compression_config=CompressionConfig(backend="gzip", gzip_compress_level=5, minimum_size=500),
+        exception_handlers={HTTPException: http_exception_handler, Exception: internal_error_handler},
+        template_config=template_config,
+        openapi_config=openapi_config,
+        lifespan=[lifespan],
+        state=state,
+        request_max_body_size=config.main.max_body_size,
+        debug=False,
+    )
