@@ -7,7 +7,7 @@ MARKERS = ("service:", "shared:", "../shared", "not installed")
 
 
 def main(path: str) -> int:
-    root = ET.parse(path).getroot()
+    root = ET.parse(path).getroot()  # noqa: S314 - our own pytest junit file
     bad = []
     total = skipped = 0
     for case in root.iter("testcase"):

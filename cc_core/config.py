@@ -60,7 +60,7 @@ def parse_duration(text: str) -> float:
         total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
         pos = m.end()
     if pos != len(text) or pos == 0:
-        raise ValueError(f"invalid duration {text!r} (expected e.g. \"90s\", \"10m\", \"24h\", \"1h30m\")")
+        raise ValueError(f'invalid duration {text!r} (expected e.g. "90s", "10m", "24h", "1h30m")')
     return total
 
 
@@ -108,7 +108,7 @@ class NodeStateRetention(TargetStore):
 
     def __post_init__(self) -> None:
         if self.policy not in ("delete", "move"):
-            raise ValueError(f"`policy` must be \"delete\" or \"move\", got {self.policy!r}")
+            raise ValueError(f'`policy` must be "delete" or "move", got {self.policy!r}')
 
 
 class DbConfig(_Section):
@@ -181,7 +181,7 @@ class Retention(TargetStore):
         if self.policy not in ("none", "delete", "copy", "move"):
             raise ValueError(f"`policy` must be one of none, delete, copy, move; got {self.policy!r}")
         if self.format not in ("json", "parquet"):
-            raise ValueError(f"`format` must be \"json\" or \"parquet\", got {self.format!r}")
+            raise ValueError(f'`format` must be "json" or "parquet", got {self.format!r}')
         if self.omit_tagged not in ("none", "all", "user"):
             raise ValueError(f"`omit-tagged` must be none, all or user; got {self.omit_tagged!r}")
 
@@ -327,7 +327,9 @@ class Config(_Section, dict=True):
         out["$.archive"] = _convert_plugin(cls, section, "$.archive", self.source)
 
         if self.metric_store is not None:
-            cls = registry.resolve("metric", INTERNAL_METRIC_STORE_KIND, path="$.metric-store", file=self.source)
+            cls = registry.resolve(
+                "metric", INTERNAL_METRIC_STORE_KIND, path="$.metric-store", file=self.source
+            )
             out["$.metric-store"] = _convert_plugin(cls, self.metric_store, "$.metric-store", self.source)
         for i, entry in enumerate(self.metric_store_external or []):
             path = f"$.metric-store-external[{i}]"
@@ -404,7 +406,7 @@ def _resolve_env_refs(node: Any, env: dict[str, str], file: Path, path: str = "$
             name = node["$env"]
             if not isinstance(name, str) or name not in env or env[name] == "":
                 raise ConfigError(
-                    f"environment variable {name!r} is not set (referenced as {{\"$env\": {name!r}}})",
+                    f'environment variable {name!r} is not set (referenced as {{"$env": {name!r}}})',
                     file=file,
                     path=path,
                 )

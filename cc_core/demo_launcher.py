@@ -18,7 +18,9 @@ def main() -> None:
         for p in init_site(here):
             print(f"created {p}")
     print("ClusterCockpit demo: open http://localhost:8080/ (Ctrl-C stops the server)")
-    cli_main(["--config", str(here / "config.json"), "--loglevel", "info", "serve", "--addr", "localhost:8080"])
+    cli_main(
+        ["--config", str(here / "config.json"), "--loglevel", "info", "serve", "--addr", "localhost:8080"]
+    )
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ and is announced in its ``pyproject.toml``::
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pluggy
 
@@ -139,8 +139,5 @@ def litestar_plugins(context: PluginContext) -> Sequence[InitPluginProtocol] | N
 def hook_names() -> list[str]:
     """All hook names declared in this module, for the plugin listing and the documentation test."""
     return sorted(
-        name
-        for name, obj in globals().items()
-        if callable(obj) and hasattr(obj, f"{PROJECT_NAME}_spec")
+        name for name, obj in globals().items() if callable(obj) and hasattr(obj, f"{PROJECT_NAME}_spec")
     )
-

@@ -130,7 +130,9 @@ class PluginRegistry:
             hint = f'install it with: pip install "clustercockpit[{extra}]"'
         else:
             hint = "no known plugin provides it; check the spelling or install the third-party plugin"
-        raise ConfigError(f"unknown {label} kind {kind!r}: {hint} (installed: {installed})", file=file, path=path)
+        raise ConfigError(
+            f"unknown {label} kind {kind!r}: {hint} (installed: {installed})", file=file, path=path
+        )
 
 
 def _entry_points() -> Iterable[Any]:
@@ -185,9 +187,7 @@ def make_plugin_manager(
     pm.check_pending()
     for name, info in infos.items():
         plugin = pm.get_plugin(name)
-        info.hooks = sorted(
-            h.name for h in pm.get_hookcallers(plugin) or [] if not h.name.startswith("_")
-        )
+        info.hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or [] if not h.name.startswith("_"))
     return PluginRegistry(pm, infos)
 
 

@@ -58,7 +58,11 @@ def _html(status_code: int, message: str, request: Request[Any, Any, Any]) -> Re
     try:
         return Template(  # type: ignore[return-value]
             "error.html",
-            context={"status_code": status_code, "status": HTTPStatus(status_code).phrase, "message": message},
+            context={
+                "status_code": status_code,
+                "status": HTTPStatus(status_code).phrase,
+                "message": message,
+            },
             status_code=status_code,
         )
     except Exception:  # no template engine configured: plain text is still an answer
@@ -76,7 +80,10 @@ def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) 
     message = _message(exc)
     if is_api_path(request.url.path) or request.url.path == "/query" or not _wants_html(request):
         return Response(
-            content=error_body(status, message), status_code=status, media_type=MediaType.JSON, headers=exc.headers
+            content=error_body(status, message),
+            status_code=status,
+            media_type=MediaType.JSON,
+            headers=exc.headers,
         )
     return _html(status, message, request)
 

@@ -83,9 +83,12 @@ def verify(token: str, public_keys: list[Ed25519PublicKey], *, max_age_seconds: 
             continue
         except jwt.PyJWTError as e:
             raise TokenError(f"invalid token: {e}") from None
-        if max_age_seconds > 0 and "iat" in claims:
-            if time.time() - float(claims["iat"]) > max_age_seconds + 5:
-                raise TokenError("token is older than auth.jwts.max-age")
+        if (
+            max_age_seconds > 0
+            and "iat" in claims
+            and time.time() - float(claims["iat"]) > max_age_seconds + 5
+        ):
+            raise TokenError("token is older than auth.jwts.max-age")
         if not isinstance(claims.get("sub"), str) or not claims["sub"]:
             raise TokenError("token has no subject")
         return claims

@@ -7,7 +7,6 @@ Upstream flag → subcommand: see the table in README.md. Global options come be
 from __future__ import annotations
 
 import sys
-
 from typing import TYPE_CHECKING
 
 import click

@@ -16,7 +16,7 @@ def split_addr(addr: str) -> tuple[str, int]:
     host, sep, port = addr.rpartition(":")
     if not sep or not port.isdigit():
         raise click.BadParameter(f"{addr!r} is not host:port", param_hint="main.addr")
-    host = host.strip("[]") or "0.0.0.0"  # noqa: S104 - upstream's ":8080" means all interfaces
+    host = host.strip("[]") or "0.0.0.0"
     return host, int(port)
 
 
@@ -33,7 +33,9 @@ def serve(ctx: click.Context, dev: bool, addr: str | None) -> None:
     st = state(ctx)
     config = st.validated_config()
     if not config.main.disable_authentication:
-        config.secret("SESSION_KEY", required_for="to sign login sessions (unless main.disable-authentication)")
+        config.secret(
+            "SESSION_KEY", required_for="to sign login sessions (unless main.disable-authentication)"
+        )
     host, port = split_addr(addr or config.main.addr)
     app = create_app(config, registry=st.registry(), dev=dev)
     ssl: dict[str, str] = {}

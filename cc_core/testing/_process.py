@@ -6,6 +6,7 @@ run in this environment) stays cheap.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -136,7 +137,7 @@ class ServiceProcess:
     def __init__(
         self,
         name: str,
-        argv: Sequence[str],
+        argv: Sequence[object],
         log_path: Path,
         *,
         cwd: Path | None = None,
@@ -187,9 +188,7 @@ class ServiceProcess:
     def fail(self, message: str) -> NoReturn:
         """Stop the child and fail the test with ``message`` and the end of the log."""
         self.stop()
-        pytest.fail(
-            f"{message}\n--- last lines of {self.log_path} ---\n{tail(self.log_path)}", pytrace=False
-        )
+        pytest.fail(f"{message}\n--- last lines of {self.log_path} ---\n{tail(self.log_path)}", pytrace=False)
 
     def wait_ready(self, predicate: Callable[[], object], timeout: float = 30.0) -> None:
         """Poll ``predicate`` until truthy; fail fast if the child exits, fail with the log on timeout."""
@@ -199,11 +198,9 @@ class ServiceProcess:
             code = self.proc.poll()
             if code is not None:
                 self.fail(f"{self.name} exited with code {code} during startup")
-            try:
+            with contextlib.suppress(Exception):  # an exception means "not ready yet"
                 if predicate():
                     return
-            except Exception:  # not ready yet
-                pass
             if time.monotonic() >= deadline:
                 self.fail(f"{self.name} not ready after {timeout:g}s")
             time.sleep(0.05)
@@ -222,10 +219,14 @@ class ServiceProcess:
         return proc.wait()
 
 
-def run_checked(service: str, argv: Sequence[str], log_path: Path, **kwargs: object) -> None:
+def run_checked(service: str, argv: Sequence[object], log_path: Path, **kwargs: object) -> None:
     """Run a one-shot helper (initdb, slapadd, promtool); on failure fail with its output."""
     result = subprocess.run(
-        [str(a) for a in argv], capture_output=True, text=True, check=False, **kwargs  # type: ignore[call-overload]
+        [str(a) for a in argv],
+        capture_output=True,
+        text=True,
+        check=False,
+        **kwargs,  # type: ignore[call-overload]
     )
     with log_path.open("a") as log:
         log.write(f"=== {' '.join(map(str, argv))}\n{result.stdout}{result.stderr}")

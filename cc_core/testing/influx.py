@@ -27,8 +27,11 @@ class InfluxServer:
         import httpx
 
         resp = httpx.post(
-            f"{self.url}/write", params={"db": self.database, "precision": precision},
-            content=lines.encode(), trust_env=False, timeout=30,
+            f"{self.url}/write",
+            params={"db": self.database, "precision": precision},
+            content=lines.encode(),
+            trust_env=False,
+            timeout=30,
         )
         if resp.status_code != 204:
             raise RuntimeError(f"influx write failed: {resp.status_code} {resp.text}")

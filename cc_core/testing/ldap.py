@@ -75,15 +75,28 @@ class LdapServer:
         cn = cn or uid.capitalize()
         with self.connect() as conn:
             if uid_number is None:
-                conn.search(self.users_dn, "(objectClass=posixAccount)", ldap3.SUBTREE,
-                            attributes=["uidNumber"])
+                conn.search(
+                    self.users_dn, "(objectClass=posixAccount)", ldap3.SUBTREE, attributes=["uidNumber"]
+                )
                 uid_number = max((int(e.uidNumber.value) for e in conn.entries), default=10000) + 1
             dn = self.user_dn(uid)
-            conn.add(dn, ["inetOrgPerson", "posixAccount"], {
-                "uid": uid, "cn": cn, "sn": sn or cn.split()[-1], "displayName": cn, "gecos": cn,
-                "mail": mail or f"{uid}@example.com", "uidNumber": uid_number, "gidNumber": gid_number,
-                "homeDirectory": f"/home/{uid}", "loginShell": "/bin/bash", "userPassword": password,
-            })
+            conn.add(
+                dn,
+                ["inetOrgPerson", "posixAccount"],
+                {
+                    "uid": uid,
+                    "cn": cn,
+                    "sn": sn or cn.split()[-1],
+                    "displayName": cn,
+                    "gecos": cn,
+                    "mail": mail or f"{uid}@example.com",
+                    "uidNumber": uid_number,
+                    "gidNumber": gid_number,
+                    "homeDirectory": f"/home/{uid}",
+                    "loginShell": "/bin/bash",
+                    "userPassword": password,
+                },
+            )
         return dn
 
     def delete_user(self, uid: str) -> None:
@@ -94,8 +107,9 @@ class LdapServer:
         dn = self.user_dn(uid)
         with self.connect() as conn:
             for filt, attr, value in (("(member={})", "member", dn), ("(memberUid={})", "memberUid", uid)):
-                conn.search(self.groups_dn, filt.format(escape_filter_chars(value)),
-                            ldap3.SUBTREE, attributes=[attr])
+                conn.search(
+                    self.groups_dn, filt.format(escape_filter_chars(value)), ldap3.SUBTREE, attributes=[attr]
+                )
                 for entry in list(conn.entries):
                     if attr == "member" and len(entry.member.values) == 1:
                         continue  # groupOfNames needs one member; leave a dangling DN rather than fail

@@ -74,8 +74,12 @@ def oidc_provider() -> Iterator[OIDCProvider]:
     require_module(SERVICE, "oidc_provider_mock", "oidc-provider-mock")
     import werkzeug.serving
 
-    with warnings.catch_warnings():  # it imports authlib.jose, which authlib deprecates
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings():
+        # It imports authlib.jose, which authlib deprecates. authlib.deprecate installs an "always"
+        # filter when first imported, so import that first and put our "ignore" in front of it.
+        import authlib.deprecate  # noqa: F401
+
+        warnings.simplefilter("ignore", DeprecationWarning)
         import oidc_provider_mock
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)

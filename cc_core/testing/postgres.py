@@ -44,9 +44,23 @@ class PostgresServer:
     def psql(self, sql: str, dbname: str = "postgres") -> str:
         """Run one SQL command through ``psql`` (no Python driver needed) and return its output."""
         result = subprocess.run(
-            [str(self.bin_dir / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-             "-d", self.libpq_url(dbname), "-c", sql],
-            capture_output=True, text=True, check=False, timeout=60,
+            [
+                str(self.bin_dir / "psql"),
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                self.libpq_url(dbname),
+                "-c",
+                sql,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
         )
         if result.returncode != 0:
             raise RuntimeError(f"psql failed ({result.returncode}): {sql}\n{result.stderr}")
@@ -73,6 +87,18 @@ def find_pg_bin_dir() -> Path | None:
         return max(candidates)[1]
     initdb = shutil.which("initdb")
     return Path(initdb).parent if initdb else None
+
+
+#: Server settings: loopback TCP only (no Unix socket), and no durability, which tests never need.
+_SETTINGS = {
+    "listen_addresses": HOST,
+    "unix_socket_directories": "",
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+    "max_connections": "200",
+    "logging_collector": "off",
+}
 
 
 def _postmaster_ready(data_dir: Path) -> bool:
@@ -104,23 +130,29 @@ def postgresql_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Post
         run_checked(
             SERVICE,
             [*init_cmd, "-D", data_dir, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"],
-            log, cwd=base,
+            log,
+            cwd=base,
         )
         port = free_port()
+        argv: list[object] = [bin_dir / "postgres", "-D", data_dir, "-p", port]
+        for name, value in _SETTINGS.items():
+            argv += ["-c", f"{name}={value}"]
         proc = ServiceProcess(
             SERVICE,
-            [bin_dir / "postgres", "-D", data_dir, "-p", str(port),
-             "-c", f"listen_addresses={HOST}", "-c", "unix_socket_directories=",
-             "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-             "-c", "max_connections=200", "-c", "logging_collector=off"],
-            log, cwd=base,
+            argv,
+            log,
+            cwd=base,
             stop_signal=signal.SIGINT,  # "fast" shutdown: SIGTERM would wait for leaked sessions
             user=_OS_USER if as_root else None,
         ).start()
         proc.wait_ready(lambda: _postmaster_ready(data_dir), timeout=30)
         server = PostgresServer(
-            host=HOST, port=port, user="postgres", data_dir=data_dir,
-            admin_url=f"postgresql+psycopg://postgres@{HOST}:{port}/postgres", bin_dir=bin_dir,
+            host=HOST,
+            port=port,
+            user="postgres",
+            data_dir=data_dir,
+            admin_url=f"postgresql+psycopg://postgres@{HOST}:{port}/postgres",
+            bin_dir=bin_dir,
         )
         yield server
     finally:

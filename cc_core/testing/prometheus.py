@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ._process import HOST, ServiceProcess, http_ok, require_binary, require_module, free_port
+from ._process import HOST, ServiceProcess, free_port, http_ok, require_binary, require_module
 
 SERVICE = "prometheus"
 
@@ -101,7 +101,10 @@ class PrometheusServer:
             src.write_text(text)
             result = subprocess.run(
                 [self._promtool, "tsdb", "create-blocks-from", "openmetrics", str(src), str(blocks)],
-                capture_output=True, text=True, check=False, timeout=120,
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=120,
             )
             if result.returncode != 0:
                 raise RuntimeError(f"promtool failed ({result.returncode}):\n{result.stdout}{result.stderr}")
@@ -127,10 +130,18 @@ def prometheus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prom
     url = f"http://{HOST}:{port}"
     proc = ServiceProcess(
         SERVICE,
-        [binary, f"--config.file={config}", f"--storage.tsdb.path={data_dir}",
-         f"--web.listen-address={HOST}:{port}", "--web.enable-remote-write-receiver",
-         "--web.enable-admin-api", "--storage.tsdb.retention.time=100y", "--log.level=warn"],
-        tmp / "prometheus.log", cwd=tmp,
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={data_dir}",
+            f"--web.listen-address={HOST}:{port}",
+            "--web.enable-remote-write-receiver",
+            "--web.enable-admin-api",
+            "--storage.tsdb.retention.time=100y",
+            "--log.level=warn",
+        ],
+        tmp / "prometheus.log",
+        cwd=tmp,
     ).start()
     try:
         proc.wait_ready(lambda: http_ok(f"{url}/-/ready"), timeout=30)

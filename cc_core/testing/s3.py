@@ -21,7 +21,7 @@ class S3Server:
 
     endpoint: str
     access_key: str = "test"
-    secret_key: str = "test"
+    secret_key: str = "test"  # noqa: S105 - moto accepts any credentials
     region: str = "us-east-1"
     _server: Any = field(default=None, repr=False, compare=False)
 
@@ -30,8 +30,11 @@ class S3Server:
         import boto3
 
         return boto3.client(
-            "s3", endpoint_url=self.endpoint, aws_access_key_id=self.access_key,
-            aws_secret_access_key=self.secret_key, region_name=self.region,
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            region_name=self.region,
         )
 
     def create_bucket(self, name: str) -> str:

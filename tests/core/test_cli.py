@@ -24,8 +24,22 @@ from cc_core.cli.unavailable import PENDING
 
 ROOT = Path(__file__).resolve().parents[2]
 UPSTREAM_FLAGS = [
-    "serve", "init", "init-db", "migrate-db", "revert-db", "optimize-db", "add-user", "del-user", "jwt",
-    "sync-ldap", "apply-tags", "import-job", "gen-keypair", "convert-pem-pubkey", "archive", "version",
+    "serve",
+    "init",
+    "init-db",
+    "migrate-db",
+    "revert-db",
+    "optimize-db",
+    "add-user",
+    "del-user",
+    "jwt",
+    "sync-ldap",
+    "apply-tags",
+    "import-job",
+    "gen-keypair",
+    "convert-pem-pubkey",
+    "archive",
+    "version",
     "plugins",
 ]
 
@@ -49,9 +63,25 @@ def test_every_upstream_flag_has_a_subcommand() -> None:
 
 def test_readme_maps_every_upstream_flag() -> None:
     readme = (ROOT / "README.md").read_text()
-    for flag in ("-server", "-dev", "-init", "-init-db", "-migrate-db", "-revert-db", "-optimize-db",
-                 "-add-user", "-del-user", "-jwt", "-sync-ldap", "-apply-tags", "-import-job", "-version",
-                 "-loglevel", "-logdate", "-config"):
+    for flag in (
+        "-server",
+        "-dev",
+        "-init",
+        "-init-db",
+        "-migrate-db",
+        "-revert-db",
+        "-optimize-db",
+        "-add-user",
+        "-del-user",
+        "-jwt",
+        "-sync-ldap",
+        "-apply-tags",
+        "-import-job",
+        "-version",
+        "-loglevel",
+        "-logdate",
+        "-config",
+    ):
         assert f"| `{flag}`" in readme or f"| `{flag} " in readme, flag
 
 
@@ -67,8 +97,12 @@ def test_plugins_lists_all_seven() -> None:
     listing = json.loads(out)
     dists = {p["distribution"] for p in listing if not p["builtin"]}
     assert dists == {
-        "clustercockpit-metric-ccms", "clustercockpit-metric-prometheus", "clustercockpit-metric-influx",
-        "clustercockpit-archive-fs", "clustercockpit-archive-s3", "clustercockpit-auth-ldap",
+        "clustercockpit-metric-ccms",
+        "clustercockpit-metric-prometheus",
+        "clustercockpit-metric-influx",
+        "clustercockpit-archive-fs",
+        "clustercockpit-archive-s3",
+        "clustercockpit-auth-ldap",
         "clustercockpit-auth-oidc",
     }
     code, out, _ = run("plugins")
@@ -90,7 +124,9 @@ def test_gen_keypair_writes_upstream_format() -> None:
 def test_convert_pem_pubkey(tmp_path: Path) -> None:
     key = Ed25519PrivateKey.generate().public_key()
     pem = tmp_path / "issuer.pem"
-    pem.write_bytes(key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    pem.write_bytes(
+        key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     code, out, _ = run("convert-pem-pubkey", str(pem))
     assert code == 0
     raw = base64.b64decode(out.strip().split("=", 1)[1])
@@ -118,7 +154,9 @@ def test_config_error_is_one_line_not_a_traceback(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text('{"main": {"addr": 8080}}')
     proc = subprocess.run(
         [sys.executable, "-m", "cc_core", "--config", str(tmp_path / "config.json"), "serve"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
@@ -145,9 +183,22 @@ def test_serve_runs_and_shuts_down_gracefully(tmp_path: Path) -> None:
     assert code == 0
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cc_core", "--config", str(tmp_path / "config.json"), "--loglevel", "info",
-         "serve", "--addr", f"127.0.0.1:{port}"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "cc_core",
+            "--config",
+            str(tmp_path / "config.json"),
+            "--loglevel",
+            "info",
+            "serve",
+            "--addr",
+            f"127.0.0.1:{port}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=tmp_path,
     )
     try:
         deadline = time.monotonic() + 30
@@ -176,7 +227,11 @@ def test_serve_refuses_without_session_key(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "SESSION_KEY"}
     proc = subprocess.run(
         [sys.executable, "-m", "cc_core", "--config", str(tmp_path / "config.json"), "serve"],
-        capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=tmp_path,
     )
     assert proc.returncode == 1
     assert "SESSION_KEY is not set" in proc.stderr and "Traceback" not in proc.stderr

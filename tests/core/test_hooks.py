@@ -55,8 +55,16 @@ def test_registered_classes_validate_their_sections(tmp_path) -> None:  # type: 
 
 def test_tagger_and_task_objects_do_the_work() -> None:
     tagger = registry().classes("tagger")["example-gpu"]()
-    job = Job(job_id=1, user="u", project="p", cluster="c", start_time=1, num_nodes=1,
-              resources=[Resource(hostname="n1")], num_acc=2)
+    job = Job(
+        job_id=1,
+        user="u",
+        project="p",
+        cluster="c",
+        start_time=1,
+        num_nodes=1,
+        resources=[Resource(hostname="n1")],
+        num_acc=2,
+    )
     result = anyio.run(tagger.match, job)
     assert [(t.type, t.name) for t in result.tags] == [("hw", "gpu")]
     task = registry().classes("task")["example-heartbeat"]()

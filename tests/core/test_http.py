@@ -185,17 +185,23 @@ def _hs256(claims: dict[str, Any], key: bytes) -> str:
 
 
 def _forged(alg: str, key: Any) -> str:
-    return jwt.encode({"sub": "alice", "roles": ["admin", "api"], "iat": int(time.time())}, key, algorithm=alg)
+    return jwt.encode(
+        {"sub": "alice", "roles": ["admin", "api"], "iat": int(time.time())}, key, algorithm=alg
+    )
 
 
 def test_bad_tokens_are_401(tmp_path: Path) -> None:
     other = Ed25519PrivateKey.generate()
     pub_raw = base64.b64decode(PUB)
-    pem = load_private_key(PRIV).public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    pem = (
+        load_private_key(PRIV)
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     none_token = jwt.encode({"sub": "alice", "roles": ["admin", "api"]}, None, algorithm="none")
-    expired = mint(load_private_key(PRIV), "alice", ["admin", "api"], max_age_seconds=60, now=time.time() - 3600)
+    expired = mint(
+        load_private_key(PRIV), "alice", ["admin", "api"], max_age_seconds=60, now=time.time() - 3600
+    )
     bad = {
         "other key": _forged("EdDSA", other),
         "alg none": none_token,
@@ -216,6 +222,8 @@ def test_ip_allow_list_uses_socket_address_not_headers(tmp_path: Path) -> None:
     with make_client(tmp_path, main={"api-allowed-ips": ["10.1.2.3"]}) as c:
         r = c.get("/api/plugins", headers={"X-Auth-Token": tok, "X-Real-Ip": "10.1.2.3"})
         assert r.status_code == 403  # a client cannot claim an allowed address
-    with make_client(tmp_path, main={"api-allowed-ips": ["10.1.2.3"], "trusted-proxies": ["testclient"]}) as c:
+    with make_client(
+        tmp_path, main={"api-allowed-ips": ["10.1.2.3"], "trusted-proxies": ["testclient"]}
+    ) as c:
         r = c.get("/api/plugins", headers={"X-Auth-Token": tok, "X-Forwarded-For": "10.1.2.3"})
         assert r.status_code in (200, 403)

@@ -19,7 +19,7 @@ class Checkpoints(_S):
 
     def __post_init__(self) -> None:
         if self.file_format not in ("wal", "json", "avro"):
-            raise ValueError(f"`file-format` must be \"wal\" or \"json\", got {self.file_format!r}")
+            raise ValueError(f'`file-format` must be "wal" or "json", got {self.file_format!r}')
 
 
 class Cleanup(_S):
@@ -28,7 +28,7 @@ class Cleanup(_S):
 
     def __post_init__(self) -> None:
         if self.mode not in ("delete", "archive"):
-            raise ValueError(f"`mode` must be \"delete\" or \"archive\", got {self.mode!r}")
+            raise ValueError(f'`mode` must be "delete" or "archive", got {self.mode!r}')
 
 
 class NatsSubscription(_S):

@@ -1,0 +1,298 @@
+"""Connections: one writer and a small read pool on SQLite, a pool on PostgreSQL; async by worker threads.
+
+Why this shape:
+
+* SQLite allows one writer at a time. A single writer connection (``BEGIN IMMEDIATE``, serialised by a
+  capacity-1 limiter) never sees ``SQLITE_BUSY`` from our own process, and readers on separate
+  connections keep reading during a write thanks to WAL.
+* Queries are SQLAlchemy Core on synchronous connections, run in worker threads
+  (`anyio.to_thread.run_sync`): one thread hop per repository call, never one await per row.
+  SQLAlchemy's async engines cost ~7× per query here (see ARCHITECTURE.md).
+* PostgreSQL gets an ordinary pool; concurrent writers are fine there, and the few places that need
+  mutual exclusion across server replicas (the duplicate check of start_job) take an advisory lock.
+
+`Database` is the object the rest of the program holds; the repositories hang off it
+(``db.jobs``, ``db.stats``, ``db.tags``, ``db.users``, ``db.user_config``, ``db.nodes``).
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+import anyio
+import anyio.to_thread
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import QueuePool
+
+from cc_core.db.errors import DBError
+
+if TYPE_CHECKING:
+    from cc_core.config import Config, DbConfig
+    from cc_core.db.jobs import JobRepository
+    from cc_core.db.nodes import NodeRepository
+    from cc_core.db.stats import StatsRepository
+    from cc_core.db.tags import TagRepository
+    from cc_core.db.users import UserConfigRepository, UserRepository
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Dialect = Literal["sqlite", "postgresql"]
+
+
+def _default_db_config() -> DbConfig:
+    from cc_core.config import DbConfig
+
+    return DbConfig()
+
+
+def resolve_url(db: str, base_dir: Path | None = None) -> tuple[Dialect, str]:
+    """``main.db`` → (dialect, SQLAlchemy URL). A path (or ``sqlite:///``) is SQLite, a URL PostgreSQL.
+
+    Relative paths are relative to ``base_dir`` (the directory of config.json), as every other path
+    in the config.
+    """
+    text = db.strip()
+    if not text:
+        raise DBError("main.db is empty: give a file path (SQLite) or a postgresql:// URL")
+    lowered = text.lower()
+    if lowered.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+        url = make_url(text)
+        return "postgresql", url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    if "://" in text and not lowered.startswith("sqlite:"):
+        scheme = text.split("://", 1)[0]
+        raise DBError(
+            f"main.db: unsupported database URL scheme {scheme!r}; use a file path (SQLite) "
+            "or postgresql://user@host/dbname"
+        )
+    if lowered.startswith("sqlite:"):
+        url = make_url(text)
+        path = Path(url.database or "")
+    else:
+        path = Path(text)
+    if base_dir is not None and not path.is_absolute():
+        path = base_dir / path
+    return "sqlite", f"sqlite:///{path}"
+
+
+def sqlite_path(url: str) -> Path:
+    return Path(make_url(url).database or "")
+
+
+def connect_sqlite(path: Path | str, cfg: DbConfig, *, writer: bool = False) -> sqlite3.Connection:
+    """A tuned sqlite3 connection in autocommit mode (we issue BEGIN ourselves).
+
+    WAL lets readers work during writes; ``synchronous=NORMAL`` is durable across application crashes
+    (only a power loss can lose the last transactions) and makes commits cheap; ``foreign_keys``
+    enforces jobtag/configuration cascades; the busy timeout covers other processes (CLI commands,
+    a second server) holding the write lock.
+    """
+    conn = sqlite3.connect(
+        str(path), isolation_level=None, check_same_thread=False, timeout=cfg.busy_timeout_ms / 1000
+    )
+    conn.execute(f"PRAGMA busy_timeout = {int(cfg.busy_timeout_ms)}")
+    if writer:
+        conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute(f"PRAGMA cache_size = {-int(cfg.cache_size_mb) * 1024}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA temp_store = MEMORY")
+    conn.execute(f"PRAGMA soft_heap_limit = {int(cfg.soft_heap_limit_mb) * 1024 * 1024}")
+    return conn
+
+
+class Database:
+    """The job database: engines, version check, repositories and the sync/async execution helpers.
+
+    ``Database(url_or_path)`` opens an existing database for serving: it must be at the current schema
+    version (else `SchemaOutdatedError` naming ``clustercockpit migrate-db``). A file or database
+    without any tables is created at the current version. ``check_version=False`` is for the migration
+    commands themselves.
+    """
+
+    def __init__(
+        self,
+        url_or_path: str | Path,
+        *,
+        db_config: DbConfig | None = None,
+        base_dir: Path | None = None,
+        short_running_jobs_duration: int = 300,
+        check_version: bool = True,
+        create: bool = True,
+    ) -> None:
+        self.db_config = db_config or _default_db_config()
+        self.dialect, self.url = resolve_url(str(url_or_path), base_dir)
+        self.short_running_jobs_duration = short_running_jobs_duration
+        n = max(1, int(self.db_config.max_open_connections))
+        self._read_limiter = anyio.CapacityLimiter(n)
+        self._write_limiter = anyio.CapacityLimiter(1)
+        # Serialises writes from threads that bypass the limiter (sync helpers, CLI).
+        self._write_lock = threading.RLock()
+        self._closed = False
+        if self.dialect == "sqlite":
+            path = sqlite_path(self.url)
+            if create:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            elif not path.exists():
+                raise DBError(f"database file {path} does not exist")
+            self.path: Path | None = path
+            cfg = self.db_config
+            self.write_engine = create_engine(
+                "sqlite://",
+                creator=lambda: connect_sqlite(path, cfg, writer=True),
+                poolclass=QueuePool,
+                pool_size=1,
+                max_overflow=0,
+            )
+            self.read_engine = create_engine(
+                "sqlite://",
+                creator=lambda: connect_sqlite(path, cfg),
+                poolclass=QueuePool,
+                pool_size=n,
+                max_overflow=0,
+                pool_timeout=600,
+            )
+            event.listen(self.write_engine, "begin", lambda c: c.exec_driver_sql("BEGIN IMMEDIATE"))
+            event.listen(self.read_engine, "begin", lambda c: c.exec_driver_sql("BEGIN"))
+        else:
+            self.path = None
+            engine = create_engine(
+                self.url,
+                poolclass=QueuePool,
+                pool_size=n,
+                max_overflow=max(0, int(self.db_config.max_idle_connections) - n) + 4,
+                pool_recycle=max(60, int(self.db_config.max_idle_time_minutes) * 60),
+                pool_pre_ping=True,
+            )
+            event.listen(engine, "connect", _register_pg_adapters)
+            self.write_engine = engine
+            self.read_engine = engine
+        from cc_core.db import migrations
+
+        try:
+            migrations.prepare(self, check_version=check_version, create=create)
+        except BaseException:
+            self.close_sync()
+            raise
+        self._repos: dict[str, Any] = {}
+
+    @classmethod
+    def from_config(cls, config: Config, *, check_version: bool = True) -> Database:
+        """Open ``main.db`` with ``main.db-config`` (paths relative to the config file)."""
+        return cls(
+            config.main.db,
+            db_config=config.main.db_config,
+            base_dir=config.base_dir,
+            short_running_jobs_duration=config.main.short_running_jobs_duration,
+            check_version=check_version,
+        )
+
+    # ------------------------------------------------------------------ repositories
+
+    def _repo(self, name: str, factory: Callable[[Database], T]) -> T:
+        repo = self._repos.get(name)
+        if repo is None:
+            repo = self._repos[name] = factory(self)
+        return repo
+
+    @property
+    def jobs(self) -> JobRepository:
+        from cc_core.db.jobs import JobRepository
+
+        return self._repo("jobs", JobRepository)
+
+    @property
+    def stats(self) -> StatsRepository:
+        from cc_core.db.stats import StatsRepository
+
+        return self._repo("stats", StatsRepository)
+
+    @property
+    def tags(self) -> TagRepository:
+        from cc_core.db.tags import TagRepository
+
+        return self._repo("tags", TagRepository)
+
+    @property
+    def users(self) -> UserRepository:
+        from cc_core.db.users import UserRepository
+
+        return self._repo("users", UserRepository)
+
+    @property
+    def user_config(self) -> UserConfigRepository:
+        from cc_core.db.users import UserConfigRepository
+
+        return self._repo("user_config", UserConfigRepository)
+
+    @property
+    def nodes(self) -> NodeRepository:
+        from cc_core.db.nodes import NodeRepository
+
+        return self._repo("nodes", NodeRepository)
+
+    # ------------------------------------------------------------------ execution
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    def read_sync(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn(conn)`` on a read connection in one (read) transaction, in the calling thread."""
+        with self.read_engine.connect() as conn:
+            return fn(conn)
+
+    def write_sync(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn(conn)`` in one write transaction (committed on return, rolled back on error)."""
+        with self._write_lock, self.write_engine.begin() as conn:
+            return fn(conn)
+
+    async def read(self, fn: Callable[[Connection], T]) -> T:
+        """`read_sync` in a worker thread; at most ``max-open-connections`` at once."""
+        return await anyio.to_thread.run_sync(self.read_sync, fn, limiter=self._read_limiter)
+
+    async def write(self, fn: Callable[[Connection], T]) -> T:
+        """`write_sync` in a worker thread; on SQLite one at a time (the single writer)."""
+        limiter = self._write_limiter if self.is_sqlite else self._read_limiter
+        return await anyio.to_thread.run_sync(self.write_sync, fn, limiter=limiter)
+
+    def close_sync(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.write_engine.dispose()
+        if self.read_engine is not self.write_engine:
+            self.read_engine.dispose()
+
+    async def close(self) -> None:
+        await anyio.to_thread.run_sync(self.close_sync)
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close_sync()
+
+    async def __aenter__(self) -> Database:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        where = self.path if self.path is not None else make_url(self.url).render_as_string()
+        return f"<Database {self.dialect} {where}>"
+
+
+def _register_pg_adapters(dbapi_connection: Any, _record: Any) -> None:
+    """Read jsonb as text: the repositories decode JSON with msgspec into typed structs themselves."""
+    from psycopg.types.string import TextLoader
+
+    dbapi_connection.adapters.register_loader("jsonb", TextLoader)
+    dbapi_connection.adapters.register_loader("json", TextLoader)
