@@ -23,7 +23,7 @@ from litestar.template.config import TemplateConfig
 from cc_core import __version__
 from cc_core.api.auth import TokenAuth, admin_api_guard
 from cc_core.api.errors import http_exception_handler, internal_error_handler
-from cc_core.api.security import SecurityMiddleware
+from cc_core.api.security import CSRFMiddleware, security_headers_hook
 from cc_core.background import BackgroundWork
 from cc_core.config import Config, load_config
 from cc_core.context import PluginContext
@@ -159,7 +159,8 @@ def create_app(
     return Litestar(
         route_handlers=[healthz, index, api, *static_routers],
         plugins=contributions,
-        middleware=[DefineMiddleware(SecurityMiddleware, trusted_proxies=config.main.trusted_proxies)],
+        middleware=[DefineMiddleware(CSRFMiddleware)],
+        before_send=[security_headers_hook(config.main.trusted_proxies)],
         cors_config=CORSConfig(
             allow_origins=["*"],
             allow_methods=["GET", "POST", "HEAD", "OPTIONS"],

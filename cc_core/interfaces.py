@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_chec
 if TYPE_CHECKING:
     from cc_core.auth.user import User
     from cc_core.schema import Job, Tag
+    from cc_core.schema.cluster import Cluster
+    from cc_core.schema.metrics import JobData, JobStats
 
 # Metric scopes from fine to coarse, as upstream orders them (`schema.MetricScope`).
 SCOPES: tuple[str, ...] = ("hwthread", "accelerator", "core", "memoryDomain", "socket", "node")
@@ -99,65 +101,138 @@ class NodeHealth:
 class ArchiveBackend(Protocol):
     """A job archive (upstream `archive.ArchiveBackend`, contract §3.1), version-3 layout.
 
-    Jobs are addressed by ``(cluster, jobId, startTime)``; meta is `cc_core.schema.Job`, data is
-    ``JobData``. Writes are atomic: a reader never sees half a job.
+    Jobs are addressed by ``(cluster, jobId, startTime)`` — any object with ``cluster``, ``job_id`` and
+    ``start_time`` (usually `cc_core.schema.Job`); meta is `Job`, data is
+    `cc_core.schema.metrics.JobData`. Writes are atomic: a reader never sees half a job (a job exists
+    once its ``meta.json`` does, and that is written last). Errors are `cc_core.archive.errors`
+    exceptions whose message names the job's path and the problem.
+
+    Classes are instantiated as ``cls(config, context)``; `cc_core.archive.backend.ArchiveBase`
+    implements everything here on top of a handful of storage primitives, and
+    `cc_core.testing.archive_contract.ArchiveBackendContract` is the test suite every backend passes.
+    ``validate`` (from ``main.validate``) turns on JSON-schema validation of everything read.
     """
 
     kind: ClassVar[str]
+    validate: bool
 
     async def init(self) -> int:
-        """Check (or, for an empty archive, create) ``version.txt`` and return the version."""
+        """Check (or, for an empty archive, create) ``version.txt`` and return the version (3).
+
+        A version-2 archive raises `ArchiveVersionError` pointing at ``clustercockpit archive migrate``.
+        """
         ...
 
-    async def info(self) -> Mapping[str, Any]:
-        """Per-cluster summary: job count, time range, bytes."""
+    async def info(self) -> Mapping[str, ArchiveClusterInfo]:
+        """Per-cluster summary: job count, first/last start time, bytes."""
         ...
 
-    async def exists(self, job: Job) -> bool: ...
+    async def exists(self, job: Job) -> bool:
+        """Whether the job is archived (its ``meta.json`` exists)."""
+        ...
 
     async def load_job_meta(self, job: Job) -> Job: ...
 
-    async def load_job_data(self, job: Job) -> Mapping[str, Mapping[str, Any]]: ...
-
-    async def load_job_stats(self, job: Job) -> Mapping[str, Any]:
-        """Per-metric, per-scope statistics derived from the stored series."""
+    async def load_job_data(self, job: Job) -> JobData:
+        """The job's ``data.json.gz`` (preferred) or ``data.json``."""
         ...
 
-    async def load_cluster_config(self, cluster: str) -> Any:
-        """The cluster's ``cluster.json`` as `cc_core.schema.cluster.Cluster`."""
+    async def load_job_stats(self, job: Job) -> JobStats:
+        """Per-metric, per-scope statistics of each stored series (upstream `LoadJobStats`)."""
         ...
 
-    async def store_cluster_config(self, cluster: Any) -> None: ...
+    async def load_cluster_config(self, cluster: str) -> Cluster:
+        """The cluster's ``cluster.json`` as stored (call `Cluster.derive` before use)."""
+        ...
+
+    async def store_cluster_config(self, cluster: Cluster, name: str | None = None) -> None:
+        """Write ``<name or cluster.name>/cluster.json``."""
+        ...
 
     async def store_job_meta(self, job: Job) -> None:
         """Rewrite ``meta.json`` of an archived job (tag and metadata edits)."""
         ...
 
-    async def import_job(self, meta: Job, data: Mapping[str, Mapping[str, Any]]) -> None:
+    async def import_job(self, meta: Job, data: JobData) -> None:
         """Store a finished job: ``meta.json`` and ``data.json`` (gzipped above 2000 bytes)."""
         ...
 
-    async def get_clusters(self) -> list[str]: ...
-
-    async def clean(self, before: int = 0, after: int = 0) -> int:
-        """Remove jobs started before ``before`` / after ``after`` (0 = no bound); returns the count."""
+    async def read_job_raw(self, job: Job) -> RawJob:
+        """The job's files as stored, for lossless copies between backends."""
         ...
 
-    async def move(self, jobs: Sequence[Job], target: ArchiveBackend) -> None: ...
+    async def write_job_raw(self, raw: RawJob) -> None:
+        """Store files read by `read_job_raw` (of this or another backend) unchanged, atomically."""
+        ...
 
-    async def compress(self, jobs: Sequence[Job]) -> None: ...
+    async def get_clusters(self) -> list[str]:
+        """Names of the archive's top-level cluster directories, sorted."""
+        ...
 
-    def iter_jobs(self, load_data: bool = False) -> AsyncIterator[ArchivedJob]:
-        """Every job of the archive, meta (and data when asked), errors reported per job."""
+    async def clean(self, before: int = 0, after: int = 0, cluster: str | None = None) -> int:
+        """Remove jobs started before ``before`` or after ``after`` (epoch s; 0 = no bound), optionally
+        only of ``cluster``; returns how many were removed."""
+        ...
+
+    async def clean_up(self, jobs: Sequence[Job]) -> int:
+        """Remove the given jobs (retention); returns how many existed."""
+        ...
+
+    async def move(self, jobs: Sequence[Job], target: ArchiveBackend) -> int:
+        """Move jobs to another archive (copy, then remove here); returns how many moved."""
+        ...
+
+    async def compress(self, jobs: Sequence[Job]) -> int:
+        """Gzip ``data.json`` of these jobs where larger than 2000 bytes; returns how many."""
+        ...
+
+    async def compress_last(self, start_time: int) -> int:
+        """Record ``start_time`` in ``compress.txt`` and return the previous value (or ``start_time``)."""
+        ...
+
+    def iter_jobs(self, load_data: bool = False, cluster: str | None = None) -> AsyncIterator[ArchivedJob]:
+        """Every job of the archive (or of one cluster), meta (and data when asked).
+
+        A job that cannot be read is yielded with ``error`` set (and ``meta``/``data`` None) instead of
+        stopping the iteration.
+        """
+        ...
+
+    async def close(self) -> None:
+        """Release connections; called once on shutdown."""
         ...
 
 
 @dataclass(slots=True)
 class ArchivedJob:
+    """One job from `ArchiveBackend.iter_jobs`: ``path`` is its directory (or ``s3://`` prefix)."""
+
     path: str
     meta: Job | None
-    data: Mapping[str, Mapping[str, Any]] | None = None
+    data: JobData | None = None
     error: str | None = None
+
+
+@dataclass(slots=True)
+class RawJob:
+    """A job's files as bytes: ``meta.json`` and ``data.json`` (``data_compressed``: it is the .gz)."""
+
+    cluster: str
+    job_id: int
+    start_time: int
+    meta: bytes
+    data: bytes | None
+    data_compressed: bool = False
+
+
+@dataclass(slots=True)
+class ArchiveClusterInfo:
+    """`ArchiveBackend.info` per cluster; start times are epoch seconds (None without jobs)."""
+
+    jobs: int = 0
+    first_start: int | None = None
+    last_start: int | None = None
+    bytes: int = 0
 
 
 @runtime_checkable

@@ -1,7 +1,4 @@
-"""Global HTTP hardening (contract §1.6, §15): security headers, CSRF guard, client address.
-
-Both are plain ASGI middleware so they also cover static files, 404s and error responses.
-"""
+"""Global HTTP hardening (contract §1.6, §15): security headers, CSRF guard, client address."""
 
 from __future__ import annotations
 
@@ -78,43 +75,44 @@ def client_address(scope: Scope, trusted_proxies: Iterable[str]) -> str:
     return peer
 
 
-class SecurityMiddleware:
-    """Adds the security headers to every response and blocks cross-site state changes (CSRF)."""
+def security_headers_hook(trusted_proxies: Iterable[str] = ()) -> Any:
+    """A Litestar ``before_send`` hook: it sees every response, also 404/405 answers from routing,
+    which app-level middleware (wrapped around route handlers) never does."""
+    proxies = tuple(trusted_proxies)
 
-    def __init__(self, app: ASGIApp, trusted_proxies: Iterable[str] = ()) -> None:
+    async def add_headers(message: Message, scope: Scope) -> None:
+        if message["type"] != "http.response.start":
+            return
+        headers = [h for h in message.get("headers", []) if h[0].lower() not in _OURS]
+        headers.extend(SECURITY_HEADERS)
+        if is_https(scope, proxies):
+            headers.append(HSTS)
+        message["headers"] = headers  # type: ignore[typeddict-unknown-key]
+
+    return add_headers
+
+
+class CSRFMiddleware:
+    """Blocks state-changing requests that a browser marks as cross-site (``Sec-Fetch-Site``)."""
+
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.trusted_proxies = tuple(trusted_proxies)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
+        if (
+            scope["type"] == "http"
+            and scope.get("method", "GET") not in SAFE_METHODS
+            and _header(scope, b"sec-fetch-site") == b"cross-site"
+        ):
+            body = b"cross-site request blocked"
+            headers: list[Any] = [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+            ]
+            await send({"type": "http.response.start", "status": 403, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
             return
-        method = scope.get("method", "GET")
-        if method not in SAFE_METHODS and _header(scope, b"sec-fetch-site") == b"cross-site":
-            await self._forbidden(scope, send)
-            return
-        https = is_https(scope, self.trusted_proxies)
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = [h for h in message.get("headers", []) if h[0].lower() not in _OURS]
-                headers.extend(SECURITY_HEADERS)
-                if https:
-                    headers.append(HSTS)
-                message = {**message, "headers": headers}  # type: ignore[typeddict-item]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-    async def _forbidden(self, scope: Scope, send: Send) -> None:
-        body = b"cross-site request blocked"
-        headers: list[Any] = [
-            (b"content-type", b"text/plain; charset=utf-8"),
-            (b"content-length", str(len(body)).encode()),
-            *SECURITY_HEADERS,
-        ]
-        await send({"type": "http.response.start", "status": 403, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await self.app(scope, receive, send)
 
 
 _OURS = frozenset(h[0] for h in (*SECURITY_HEADERS, HSTS))

@@ -10,14 +10,7 @@ import click
 # name: (upstream flag, what it will do)
 PENDING: dict[str, tuple[str, str]] = {
     "init-db": ("-init-db", "Re-create the job table from the job archive."),
-    "migrate-db": ("-migrate-db", "Migrate the database to the current schema (backup first)."),
-    "revert-db": ("-revert-db", "Revert the last database migration."),
-    "optimize-db": ("-optimize-db", "VACUUM and ANALYZE the database."),
-    "add-user": ("-add-user", "Add a user: <username>:<role,role>:<password>."),
-    "del-user": ("-del-user", "Delete a user."),
-    "jwt": ("-jwt", "Print a JWT for a user."),
     "import-job": ("-import-job", "Import jobs: <meta.json>:<data.json>[,...]."),
-    "archive": ("archive-manager", "Inspect, validate, copy, convert and migrate job archives."),
     "sync-ldap": ("-sync-ldap", "Synchronise users from LDAP (needs the auth-ldap plugin)."),
     "apply-tags": ("-apply-tags", "Run all job taggers on every finished job."),
     "cleanup-checkpoints": ("-cleanup-checkpoints", "Delete or archive old metric-store checkpoints."),

@@ -20,13 +20,14 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import anyio
 import anyio.to_thread
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import QueuePool
 
@@ -129,12 +130,15 @@ class Database:
         self.db_config = db_config or _default_db_config()
         self.dialect, self.url = resolve_url(str(url_or_path), base_dir)
         self.short_running_jobs_duration = short_running_jobs_duration
+        # "Now" for running-job durations and named time ranges; tests replace it with a fixed clock.
+        self.clock: Callable[[], float] = time.time
         n = max(1, int(self.db_config.max_open_connections))
         self._read_limiter = anyio.CapacityLimiter(n)
         self._write_limiter = anyio.CapacityLimiter(1)
         # Serialises writes from threads that bypass the limiter (sync helpers, CLI).
         self._write_lock = threading.RLock()
         self._closed = False
+        self._opened = False
         if self.dialect == "sqlite":
             path = sqlite_path(self.url)
             if create:
@@ -180,6 +184,7 @@ class Database:
         except BaseException:
             self.close_sync()
             raise
+        self._opened = True
         self._repos: dict[str, Any] = {}
 
     @classmethod
@@ -266,6 +271,13 @@ class Database:
         if self._closed:
             return
         self._closed = True
+        if self.is_sqlite and self._opened:
+            # SQLite's advice: let it refresh planner statistics that have become stale, on close.
+            try:
+                with self.write_engine.connect() as conn:
+                    conn.connection.driver_connection.execute("PRAGMA optimize")  # type: ignore[union-attr]
+            except Exception:  # never let housekeeping hide the real outcome of a session
+                log.debug("PRAGMA optimize failed", exc_info=True)
         self.write_engine.dispose()
         if self.read_engine is not self.write_engine:
             self.read_engine.dispose()

@@ -75,7 +75,9 @@ RowId = BigInteger().with_variant(Integer(), "sqlite")
 
 
 def _in_list(column: str, values: tuple[Any, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+    """``col = 'a' OR col = 'b' …`` rather than ``col IN (…)``: SQLite evaluates an IN list in a CHECK
+    through a temporary b-tree per row (~2 µs each); the OR chain costs ~0.1 µs. Same meaning."""
+    return " OR ".join(f"{column} = {v!r}" for v in values)
 
 
 _registry = registry(metadata=MetaData())
@@ -170,7 +172,9 @@ class UserRow(_Base, table=True):
     password: str | None = Field(default=None, sa_column=Column("password", String(255)))
     ldap: int = Field(default=0, sa_column=Column("ldap", SmallInteger, nullable=False, server_default="0"))
     name: str | None = Field(default=None, sa_column=Column("name", String(255)))
-    roles: str = Field(default="[]", sa_column=Column("roles", JSONText(), nullable=False, server_default="[]"))
+    roles: str = Field(
+        default="[]", sa_column=Column("roles", JSONText(), nullable=False, server_default="[]")
+    )
     email: str | None = Field(default=None, sa_column=Column("email", String(255)))
     projects: str = Field(
         default="[]", sa_column=Column("projects", JSONText(), nullable=False, server_default="[]")
@@ -281,9 +285,7 @@ JOB_INDEXES: tuple[IndexDef, ...] = (
     ),
     IndexDef("jobs_user_starttime", "job", ("hpc_user", "start_time"), why="'my jobs' sorted by start time"),
     IndexDef("jobs_project_starttime", "job", ("project", "start_time"), why="project list by start time"),
-    IndexDef(
-        "jobs_arrayjobid_starttime", "job", ("array_job_id", "start_time"), why="jobs of one array job"
-    ),
+    IndexDef("jobs_arrayjobid_starttime", "job", ("array_job_id", "start_time"), why="jobs of one array job"),
     IndexDef(
         "jobs_cluster_user_starttime_stats",
         "job",
@@ -308,9 +310,18 @@ JOB_INDEXES: tuple[IndexDef, ...] = (
             "num_nodes",
             "num_hwthreads",
             "num_acc",
+            "job_state",
+            "duration",
         ),
         where=RUNNING,
-        why="everything about running jobs (status views, used nodes) from a tiny partial index",
+        why="running jobs of a cluster (status views, lists, statistics) from a tiny covering partial index",
+    ),
+    IndexDef(
+        "jobs_running_starttime",
+        "job",
+        ("start_time",),
+        where=RUNNING,
+        why="running jobs of all clusters by start time (used nodes, walltime and duration workers)",
     ),
 )
 

@@ -8,7 +8,7 @@ from enum import IntEnum
 
 import msgspec
 
-from cc_core.schema.units import Unit
+from cc_core.schema.units import Unit, no_unit
 
 JOB_STATES: tuple[str, ...] = (
     "boot_fail",
@@ -49,7 +49,7 @@ class Tag(msgspec.Struct, omit_defaults=True):
 
 
 class JobStatistics(msgspec.Struct):
-    unit: Unit = msgspec.field(default_factory=Unit)
+    unit: Unit = msgspec.field(default_factory=no_unit)
     avg: float = 0.0
     min: float = 0.0
     max: float = 0.0

@@ -15,7 +15,7 @@ fixture                scope    yields
 ``s3_server``          session  :class:`S3Server` (moto)
 ``s3_bucket``          test     name of a fresh bucket on ``s3_server``
 ``oidc_provider``      session  :class:`OIDCProvider` (users alice and admin)
-``chromium``           session  a Playwright sync ``Browser`` (system Chromium, headless)
+``chromium``           module   a Playwright sync ``Browser`` (system Chromium, headless)
 =====================  =======  ==============================================================
 
 Servers start lazily (only when a test asks), are stopped by PID at the end of the session and

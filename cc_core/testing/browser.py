@@ -28,7 +28,7 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
     """A headless Chromium ``Browser``; tests open their own contexts/pages and close them."""
     executable = require_binary(SERVICE, CHROMIUM, "chromium")

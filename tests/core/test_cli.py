@@ -214,7 +214,8 @@ def test_serve_runs_and_shuts_down_gracefully(tmp_path: Path) -> None:
         assert r.headers["x-frame-options"] == "DENY"
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
-        assert proc.returncode == 0, out
+        # uvicorn re-raises the signal after its graceful shutdown, so the exit status says SIGTERM.
+        assert proc.returncode in (0, -signal.SIGTERM), out
         assert "shutdown complete" in out
     finally:
         if proc.poll() is None:
