@@ -67,7 +67,17 @@ def _cluster():
     doc = {
         "name": "bench",
         "metricConfig": metrics,
-        "subClusters": [{"name": "main", "nodes": "n[001-100]", "topology": topo}],
+        "subClusters": [
+            {
+                "name": "main",
+                "nodes": "n[001-100]",
+                "topology": topo,
+                **{
+                    k: {"unit": {"base": "F/s"}, "value": 1.0}
+                    for k in ("flopRateScalar", "flopRateSimd", "memoryBandwidth")
+                },
+            }
+        ],
     }
     return msgspec.convert(doc, Cluster).derive()
 

@@ -27,7 +27,9 @@ from cc_core.api.security import CSRFMiddleware, security_headers_hook
 from cc_core.background import BackgroundWork
 from cc_core.config import Config, load_config
 from cc_core.context import PluginContext
+from cc_core.graphql import GraphQLServices, GraphQLSettings, graphql_router
 from cc_core.plugins import PluginRegistry, describe, make_plugin_manager
+from cc_core.services import CoreServices
 from cc_core.web import STATIC_DIR, TEMPLATE_DIR, VENDOR_DIR, Contribution, NavItem
 
 log = logging.getLogger(__name__)
@@ -57,13 +59,8 @@ def list_plugins(request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
 
 @get("/", include_in_schema=False)
 async def index(request: Request[Any, Any, Any]) -> Template:
-    clusters: list[str] = []
-    archive = request.app.state.get("archive")
-    if archive is not None:
-        try:
-            clusters = await archive.get_clusters()
-        except Exception:  # the start page must render even when the archive is unreadable
-            log.exception("cannot list clusters of the archive")
+    services: CoreServices | None = request.app.state.get("services")
+    clusters = services.clusters.names() if services is not None else []
     return Template("index.html", context={"version": __version__, "clusters": clusters})
 
 
@@ -93,6 +90,8 @@ def create_app(
     config.validate_plugins(registry)
     context = PluginContext(config, registry, services={"dev": dev})
     background = BackgroundWork()
+    services = CoreServices.open(config, registry, context)
+    context.services["background"] = background
 
     contributions: list[Any] = []
     for result in registry.hook.litestar_plugins(context=context):
@@ -139,9 +138,16 @@ def create_app(
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         log.info("ClusterCockpit %s starting", __version__)
         try:
+            await services.start()
+        except Exception as e:
+            log.error("cannot start: %s", e)
+            await services.close()
+            raise
+        try:
             yield
         finally:
             cancelled = await background.drain(SHUTDOWN_TIMEOUT)
+            await services.close()
             log.info("shutdown complete (%d background task(s) cancelled)", cancelled)
 
     state = State(
@@ -150,6 +156,16 @@ def create_app(
             "registry": registry,
             "context": context,
             "background": background,
+            "services": services,
+            "graphql_services": GraphQLServices.from_database(
+                services.db,
+                clusters=services.clusters,
+                settings=GraphQLSettings(
+                    resampling_resolutions=tuple(config.main.resampling.resolutions)
+                    if config.main.resampling
+                    else ()
+                ),
+            ),
             "token_auth": TokenAuth.from_config(config),
             "enabled_kinds": _enabled_kinds(config),
             "dev": dev,
@@ -157,7 +173,7 @@ def create_app(
     )
     api = Router(path="/", route_handlers=[list_plugins])
     return Litestar(
-        route_handlers=[healthz, index, api, *static_routers],
+        route_handlers=[healthz, index, api, graphql_router(dev=dev), *static_routers],
         plugins=contributions,
         middleware=[DefineMiddleware(CSRFMiddleware)],
         before_send=[security_headers_hook(config.main.trusted_proxies)],

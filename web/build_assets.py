@@ -28,6 +28,12 @@ MANIFEST: dict[str, list[tuple[str, str]]] = {
         ("uplot/dist/uPlot.iife.min.js", "uPlot.iife.min.js"),
         ("uplot/dist/uPlot.min.css", "uPlot.min.css"),
     ],
+    "graphiql": [
+        ("graphiql/graphiql.min.js", "graphiql.min.js"),
+        ("graphiql/graphiql.min.css", "graphiql.min.css"),
+        ("react/umd/react.production.min.js", "react.production.min.js"),
+        ("react-dom/umd/react-dom.production.min.js", "react-dom.production.min.js"),
+    ],
     "swagger-ui": [
         ("swagger-ui-dist/swagger-ui-bundle.js", "swagger-ui-bundle.js"),
         ("swagger-ui-dist/swagger-ui-standalone-preset.js", "swagger-ui-standalone-preset.js"),

@@ -88,25 +88,26 @@ def encode_json(value: Any) -> str | None:
     return _enc.encode(value).decode()
 
 
-def _decode(dec: msgspec.json.Decoder[Any], raw: Any) -> Any:
+def _decode_floats(raw: Any) -> dict[str, float] | None:
     if raw is None or raw == "" or raw == "null":
         return None
     try:
-        return dec.decode(raw)
-    except msgspec.DecodeError:
-        return _dec_any.decode(raw)
-
-
-def _decode_floats(raw: Any) -> dict[str, float] | None:
-    value = _decode(_dec_floats, raw)
-    if value is None or not isinstance(value, dict):
+        return _dec_floats.decode(raw)
+    except msgspec.DecodeError:  # nulls or strings in a hand-edited footprint: keep the numbers
+        value = _dec_any.decode(raw)
+    if not isinstance(value, dict):
         return None
     return {k: float(v) for k, v in value.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 def _decode_meta(raw: Any) -> dict[str, str] | None:
-    value = _decode(_dec_strings, raw)
-    if value is None or not isinstance(value, dict):
+    if raw is None or raw == "" or raw == "null":
+        return None
+    try:
+        return _dec_strings.decode(raw)
+    except msgspec.DecodeError:  # non-string values: keep them, as JSON text
+        value = _dec_any.decode(raw)
+    if not isinstance(value, dict):
         return None
     return {k: v if isinstance(v, str) else _enc.encode(v).decode() for k, v in value.items()}
 

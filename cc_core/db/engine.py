@@ -162,8 +162,10 @@ class Database:
                 max_overflow=0,
                 pool_timeout=600,
             )
-            event.listen(self.write_engine, "begin", lambda c: c.exec_driver_sql("BEGIN IMMEDIATE"))
-            event.listen(self.read_engine, "begin", lambda c: c.exec_driver_sql("BEGIN"))
+            # sqlite3 runs in autocommit mode; we open transactions ourselves (straight on the driver
+            # connection: this is on every call's path). The writer takes the write lock up front.
+            event.listen(self.write_engine, "begin", _begin("BEGIN IMMEDIATE"))
+            event.listen(self.read_engine, "begin", _begin("BEGIN"))
         else:
             self.path = None
             engine = create_engine(
@@ -186,6 +188,8 @@ class Database:
             raise
         self._opened = True
         self._repos: dict[str, Any] = {}
+        # SQLite: the single writer connection stays checked out for the life of the Database.
+        self._writer: Connection | None = self.write_engine.connect() if self.is_sqlite else None
 
     @classmethod
     def from_config(cls, config: Config, *, check_version: bool = True) -> Database:
@@ -255,8 +259,12 @@ class Database:
 
     def write_sync(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn(conn)`` in one write transaction (committed on return, rolled back on error)."""
-        with self._write_lock, self.write_engine.begin() as conn:
-            return fn(conn)
+        with self._write_lock:
+            if self._writer is not None:
+                with self._writer.begin():
+                    return fn(self._writer)
+            with self.write_engine.begin() as conn:
+                return fn(conn)
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
         """`read_sync` in a worker thread; at most ``max-open-connections`` at once."""
@@ -271,13 +279,15 @@ class Database:
         if self._closed:
             return
         self._closed = True
-        if self.is_sqlite and self._opened:
+        writer = getattr(self, "_writer", None)
+        if writer is not None:
             # SQLite's advice: let it refresh planner statistics that have become stale, on close.
-            try:
-                with self.write_engine.connect() as conn:
-                    conn.connection.driver_connection.execute("PRAGMA optimize")  # type: ignore[union-attr]
-            except Exception:  # never let housekeeping hide the real outcome of a session
-                log.debug("PRAGMA optimize failed", exc_info=True)
+            with self._write_lock:
+                try:
+                    writer.connection.driver_connection.execute("PRAGMA optimize")  # type: ignore[union-attr]
+                except Exception:  # never let housekeeping hide the real outcome of a session
+                    log.debug("PRAGMA optimize failed", exc_info=True)
+                writer.close()
         self.write_engine.dispose()
         if self.read_engine is not self.write_engine:
             self.read_engine.dispose()
@@ -300,6 +310,13 @@ class Database:
     def __repr__(self) -> str:
         where = self.path if self.path is not None else make_url(self.url).render_as_string()
         return f"<Database {self.dialect} {where}>"
+
+
+def _begin(statement: str) -> Callable[[Connection], None]:
+    def begin(conn: Connection) -> None:
+        conn.connection.driver_connection.execute(statement)  # type: ignore[union-attr]
+
+    return begin
 
 
 def _register_pg_adapters(dbapi_connection: Any, _record: Any) -> None:

@@ -10,6 +10,7 @@ helps (upstream only hides panics unless ``DEBUG=1``).
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from graphql import GraphQLError
@@ -66,22 +67,18 @@ class ServiceUnavailable(GraphQLRequestError):
     code = "SERVICE_UNAVAILABLE"
 
 
-def _db_error_types() -> tuple[type[BaseException], ...]:
-    try:
-        from cc_core.db.errors import DBError
-    except ImportError:  # pragma: no cover - the database package is part of the core
-        return ()
-    return (DBError,)
-
-
-_SAFE_TYPES: tuple[type[BaseException], ...] = (GraphQLRequestError, *_db_error_types())
+def _is_db_error(exc: BaseException) -> bool:
+    # Looked up, not imported: importing cc_core.db costs a second, and if it was never imported no
+    # database error can exist.
+    module = sys.modules.get("cc_core.db.errors")
+    return module is not None and isinstance(exc, module.DBError)
 
 
 def client_error_code(exc: BaseException) -> str | None:
     """The ``extensions.code`` for an error whose message may be shown, or None when it must be hidden."""
     if isinstance(exc, GraphQLRequestError):
         return exc.code
-    if isinstance(exc, _SAFE_TYPES):
+    if _is_db_error(exc):
         status = getattr(exc, "status_code", 500)
         return {400: "BAD_USER_INPUT", 403: "FORBIDDEN", 404: "NOT_FOUND", 422: "CONFLICT"}.get(
             status, "INTERNAL"

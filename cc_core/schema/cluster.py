@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from cc_core.schema.metrics import METRIC_SCOPES
-from cc_core.schema.units import Unit
+from cc_core.schema.units import Unit, no_unit
 
 if TYPE_CHECKING:
     from cc_core.schema.job import Job
@@ -56,7 +56,7 @@ class Topology(msgspec.Struct, rename="camel", omit_defaults=True):
 
 
 class MetricValue(msgspec.Struct):
-    unit: Unit = msgspec.field(default_factory=Unit)
+    unit: Unit = msgspec.field(default_factory=no_unit)
     value: float = 0.0
 
 
@@ -80,7 +80,7 @@ class MetricConfig(msgspec.Struct, rename="camel", omit_defaults=True):
     """A metric of a cluster (``metricConfig[]``), or its derived per-subcluster copy."""
 
     name: str
-    unit: Unit = msgspec.field(default_factory=Unit)
+    unit: Unit = msgspec.field(default_factory=no_unit)
     scope: str = "node"
     aggregation: str = ""
     timestep: int = 0

@@ -26,7 +26,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from cc_core.schema.units import Unit
+from cc_core.schema.units import Unit, no_unit
 
 # Metric scopes, coarse to fine as upstream's granularity table orders them (`schema.MetricScope`).
 METRIC_SCOPES: tuple[str, ...] = ("node", "socket", "memoryDomain", "core", "hwthread", "accelerator")
@@ -122,7 +122,7 @@ class StatsSeries(msgspec.Struct):
 class JobMetric(msgspec.Struct, rename={"statistics_series": "statisticsSeries"}):
     """A metric at one scope: its unit, sampling interval (s) and series."""
 
-    unit: Unit = msgspec.field(default_factory=Unit)
+    unit: Unit = msgspec.field(default_factory=no_unit)
     timestep: int = 0
     series: list[Series] = msgspec.field(default_factory=list)
     statistics_series: StatsSeries | None = None

@@ -37,8 +37,19 @@ class NullArchive:
     def __init__(self, config: Config, context: Any) -> None:
         self.config = config
 
+    async def init(self) -> int:
+        return 3
+
     async def get_clusters(self) -> list[str]:
         return ["examplecluster"]
+
+    async def load_cluster_config(self, name: str) -> Any:
+        from cc_core.testing.archive_contract import make_cluster
+
+        return make_cluster(name)
+
+    async def close(self) -> None:
+        pass
 
 
 class TokenOnly:

@@ -96,7 +96,6 @@ def test_litestar_plugins_add_routes_templates_and_navigation(tmp_path) -> None:
     cfg_file.write_text(json.dumps({"archive": {"kind": "example-null", "label": "L"}}))
     cfg = load_config(cfg_file, environ={})
     app = create_app(cfg, registry=registry())
-    app.state["archive"] = example_plugin.NullArchive(example_plugin.NullArchive.Config(), None)
     with TestClient(app) as client:
         assert client.get("/example/ping").json() == {"pong": "yes"}
         page = client.get("/")

@@ -145,9 +145,12 @@ class _HeatmapMetrics:
 
     async def load_data(self, job: Any, metrics: Any, scopes: Any, resolution: int) -> Any:
         from cc_core.schema.metrics import JobMetric, Series
+        from cc_core.schema.units import Unit
 
         def metric(lo: float, hi: float) -> JobMetric:
-            return JobMetric(series=[Series(hostname="h", data=10 ** self.rng.uniform(lo, hi, 500))])
+            return JobMetric(
+                unit=Unit(base="F/s"), series=[Series(hostname="h", data=10 ** self.rng.uniform(lo, hi, 500))]
+            )
 
         return {"flops_any": {"node": metric(0, 3)}, "mem_bw": {"node": metric(0, 2)}}
 

@@ -218,7 +218,9 @@ class _Clusters:
                 SubCluster(
                     name="main",
                     nodes="f[0101-0188]",
+                    flop_rate_scalar=MetricValue(unit=Unit("F/s", "G"), value=1.0),
                     flop_rate_simd=MetricValue(unit=Unit("F/s", "G"), value=math.pi),
+                    memory_bandwidth=MetricValue(unit=Unit("B/s", "G"), value=2.0),
                 )
             ],
         ).derive()

@@ -286,19 +286,31 @@ def write_file_atomic(path: Path, data: bytes) -> None:
 
 
 def write_host_snapshot(
-    store: MetricStore, root: Path, cluster: str, host: str, frm: int, to: int, file_format: str = "wal"
+    store: MetricStore,
+    root: Path,
+    cluster: str,
+    host: str,
+    frm: int,
+    to: int,
+    file_format: str = "wal",
+    name: int | None = None,
 ) -> Path | None:
-    """Write one host's snapshot (``.bin`` for the ``wal`` format, else ``.json``); None if the host
-    has no data in the window."""
+    """Write one host's snapshot (``.bin`` for the ``wal`` format, else ``.json``) of ``[frm, to]``,
+    named ``<name>`` (default ``frm``); None if the host has no data in the window.
+
+    The loader picks files by name (see `select_files`), so names must follow the checkpoint sequence
+    even when a window reaches further back to include late samples: then ``name`` is the regular
+    window start and ``frm`` (in the header) the earlier one."""
     lvl = snapshot_level(store, (cluster, host), frm, to)
     if lvl is None:
         return None
     cf = CheckpointFile(frm, to, lvl)
+    stem = frm if name is None else name
     if file_format == "json":
-        path = Path(root) / cluster / host / f"{frm}.json"
+        path = Path(root) / cluster / host / f"{stem}.json"
         write_file_atomic(path, encode_json(cf))
     else:
-        path = Path(root) / cluster / host / f"{frm}.bin"
+        path = Path(root) / cluster / host / f"{stem}.bin"
         write_file_atomic(path, encode_binary(cf))
     return path
 
@@ -310,13 +322,14 @@ def write_snapshots(
     to: int,
     file_format: str = "wal",
     hosts: Iterable[tuple[str, str]] | None = None,
+    name: int | None = None,
 ) -> list[tuple[str, str]]:
     """Snapshot every host (or ``hosts``); returns the hosts written (whose WAL may now be rotated).
     A host without data in the window is returned too: nothing of it needs the WAL."""
     done = []
     for cluster, host in list(hosts) if hosts is not None else store.hosts():
         try:
-            write_host_snapshot(store, root, cluster, host, frm, to, file_format)
+            write_host_snapshot(store, root, cluster, host, frm, to, file_format, name)
         except OSError as e:
             log.error("checkpoint of %s/%s failed: %s", cluster, host, e)
             continue

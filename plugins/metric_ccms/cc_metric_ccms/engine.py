@@ -65,6 +65,9 @@ class MetricStoreEngine:
             directory = Path(base_dir) / directory
         self.directory = directory
         self.file_format = config.checkpoints.file_format
+        if self.file_format not in ("wal", "json"):  # "avro": upstream's retired format
+            log.warning("metric store: checkpoint format %r is not supported, using 'wal'", self.file_format)
+            self.file_format = "wal"
         self.retention = parse_duration(config.retention_in_memory)
         self.checkpoint_interval = parse_duration(config.checkpoint_interval) or 12 * 3600
         self.memory_cap_bytes = int(config.memory_cap) * 1_000_000_000
@@ -148,7 +151,9 @@ class MetricStoreEngine:
         frm = self.last_checkpoint
         if self.store.dirty_since is not None:
             frm = min(frm, self.store.dirty_since)  # late samples written since the last checkpoint
-        done = write_snapshots(self.store, self.directory, frm, to, self.file_format, hosts)
+        done = write_snapshots(
+            self.store, self.directory, frm, to, self.file_format, hosts, name=self.last_checkpoint
+        )
         if self.wal is not None:
             self.wal.rotate(done)
         return len(done)

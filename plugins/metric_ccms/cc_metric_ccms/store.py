@@ -27,7 +27,7 @@ Blocks of one series share the grid origin (a block starts at ``origin + k·bloc
 few slice copies into a NaN-filled output and aggregation across children is one reduction over an
 aligned 2-D array.
 
-Concurrency: every public method takes ``self.lock`` (an `threading.RLock`), so a checkpoint or WAL flush
+Concurrency: every public method takes ``self.lock`` (a `threading.RLock`), so a checkpoint or WAL flush
 may run in a worker thread while the event loop ingests.
 """
 
@@ -55,10 +55,9 @@ DEFAULT_BLOCK = 512
 MAX_MISSING_DATA_POINTS = 5
 
 _UNSET = np.iinfo(np.int64).min
-_NAN32 = np.float32("nan")
 # Per-object costs for memory accounting, measured with tracemalloc (CPython 3.11, numpy 2, 64-bit):
 # a series costs ~550-650 bytes beyond its head row (bookkeeping columns, `_Meta`, its share of the
-# `Level`, the ingest key-cache entry, the WAL encoder's tables, the header of its sealed-block array);
+# `Level`, the ingest key-cache entry, the WAL encoder's tables, the two arrays of its sealed blocks);
 # each sealed block adds its 2048 bytes of slab row and two int64 (block number, row number).
 _SEALED_OVERHEAD = 16
 _SERIES_OVERHEAD = 700

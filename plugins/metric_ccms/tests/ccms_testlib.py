@@ -21,6 +21,12 @@ TOPOLOGY: dict[str, Any] = {
     "accelerators": [{"id": "0"}, {"id": "1"}],
 }
 
+PEAKS: dict[str, Any] = {
+    "flopRateScalar": {"unit": {"base": "F/s", "prefix": "G"}, "value": 100.0},
+    "flopRateSimd": {"unit": {"base": "F/s", "prefix": "G"}, "value": 400.0},
+    "memoryBandwidth": {"unit": {"base": "B/s", "prefix": "G"}, "value": 200.0},
+}
+
 METRICS: list[dict[str, Any]] = [
     {
         "name": "flops_any",
@@ -54,7 +60,7 @@ def make_cluster(name: str = "testcl") -> Cluster:
     doc = {
         "name": name,
         "metricConfig": METRICS,
-        "subClusters": [{"name": "main", "nodes": "n[01-99]", "topology": TOPOLOGY}],
+        "subClusters": [{"name": "main", "nodes": "n[01-99]", "topology": TOPOLOGY, **PEAKS}],
     }
     return msgspec.convert(doc, Cluster).derive()
 

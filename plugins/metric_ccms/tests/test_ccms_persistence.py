@@ -334,3 +334,52 @@ def test_older_json_checkpoint_shape_loads(tmp_path: Path) -> None:
         25.0,
     ]  # summed, freq from file
     assert store.read(["fritz", "f0131", "hwthread1"], "flops_any", T0, T0 + 15).resolution == 5
+
+
+def test_flush_racing_a_rotation_is_harmless(tmp_path: Path) -> None:
+    eng = engine(tmp_path, T0 + 600)
+    eng.start()
+    eng.ingest(b"cpu_load,hostname=h value=1 %d" % T0, "fritz")
+    assert eng.wal is not None
+    pending = eng.wal.take_pending()  # a flush detached these records, then a checkpoint ran ...
+    eng.checkpoint()
+    assert eng.wal.write_pending(pending) == 0  # ... the rotated host's records are dropped
+    assert not (tmp_path / "ckpt" / "fritz" / "h" / WAL_NAME).exists()
+    again = engine(tmp_path, T0 + 700)
+    again.start()
+    assert read(again, ["fritz", "h"], "cpu_load", T0, T0 + 60) == [1.0]
+
+
+def test_background_loop_flushes_and_stops(tmp_path: Path) -> None:
+    import asyncio
+
+    eng = engine(tmp_path, T0 + 600)
+    eng.start()
+
+    async def scenario() -> None:
+        task = asyncio.create_task(eng.run(flush_interval=0.02))
+        eng.ingest(b"cpu_load,hostname=h value=3 %d" % T0, "fritz")
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
+    wal = tmp_path / "ckpt" / "fritz" / "h" / WAL_NAME
+    assert len(read_wal(wal).mids) == 1
+
+
+def test_late_samples_are_in_the_next_checkpoint_named_in_sequence(tmp_path: Path) -> None:
+    eng = engine(tmp_path, T0)
+    eng.start()  # last checkpoint: T0
+    eng.ingest(b"cpu_load,hostname=h value=1 %d" % T0, "fritz")
+    eng.checkpoint(now=T0 + 300)
+    eng.ingest(b"cpu_load,hostname=h value=2 %d" % (T0 + 360), "fritz")
+    eng.ingest(b"cpu_load,hostname=h value=5 %d" % (T0 + 120), "fritz")  # late: before the checkpoint
+    eng.checkpoint(now=T0 + 400)
+    files = sorted(p.name for p in (tmp_path / "ckpt" / "fritz" / "h").iterdir())
+    assert files == [f"{T0}.bin", f"{T0 + 300}.bin"]  # names follow the checkpoint sequence
+    again = engine(tmp_path, T0 + 500)
+    again.start()
+    r = again.store.read(["fritz", "h"], "cpu_load", T0, T0 + 420)
+    assert r.data[[0, 2, 6]].tolist() == [1, 5, 2]

@@ -1,0 +1,93 @@
+"""The server's long-lived objects: database, job archive, cluster catalogue (and later metric data).
+
+`CoreServices.open` does the synchronous part at app construction, so a bad database (outdated schema,
+wrong path) stops `clustercockpit serve` with a clear message before anything listens; `start` does the
+asynchronous part (archive version check, cluster configs) in the app's lifespan.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from cc_core.schema.cluster import global_metric_list
+
+if TYPE_CHECKING:
+    from cc_core.config import Config
+    from cc_core.context import PluginContext
+    from cc_core.db import Database
+    from cc_core.interfaces import ArchiveBackend
+    from cc_core.plugins import PluginRegistry
+    from cc_core.schema.cluster import Cluster, GlobalMetricListItem
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ClusterCatalog:
+    """The archive's clusters, derived (contract §3.5) and held in memory; reloaded on demand."""
+
+    by_name: dict[str, Cluster] = field(default_factory=dict)
+
+    def clusters(self) -> Sequence[Cluster]:
+        return [self.by_name[n] for n in sorted(self.by_name)]
+
+    def cluster(self, name: str) -> Cluster | None:
+        return self.by_name.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self.by_name)
+
+    def global_metrics(self, *, restricted: bool) -> Sequence[GlobalMetricListItem]:
+        return global_metric_list(self.clusters(), restricted=restricted)
+
+
+@dataclass
+class CoreServices:
+    config: Config
+    registry: PluginRegistry
+    context: PluginContext
+    db: Database
+    archive: ArchiveBackend
+    clusters: ClusterCatalog = field(default_factory=ClusterCatalog)
+
+    @classmethod
+    def open(cls, config: Config, registry: PluginRegistry, context: PluginContext) -> CoreServices:
+        from cc_core.archive import open_backend
+        from cc_core.db import Database
+
+        db = Database.from_config(config)
+        try:
+            archive = open_backend(
+                dict(config.archive),
+                registry=registry,
+                context=context,
+                source=config.source,
+                validate=config.main.validate,
+            )
+        except BaseException:
+            db.close_sync()
+            raise
+        services = cls(config=config, registry=registry, context=context, db=db, archive=archive)
+        context.services.update(db=db, archive=archive, clusters=services.clusters)
+        return services
+
+    async def start(self) -> None:
+        from cc_core.archive import load_clusters
+
+        version = await self.archive.init()
+        self.clusters.by_name = await load_clusters(self.archive)
+        log.info(
+            "job archive (version %d) with %d cluster(s): %s",
+            version,
+            len(self.clusters.by_name),
+            ", ".join(self.clusters.names()) or "none",
+        )
+
+    async def close(self) -> None:
+        closer: Any = getattr(self.archive, "close", None)
+        if closer is not None:
+            await closer()
+        await self.db.close()
