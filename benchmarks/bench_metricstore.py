@@ -10,6 +10,10 @@ series, 60 s interval; cc-metric-collector style lines (``type``/``type-id`` tag
 * memory: bytes per stored sample for 24 h of that scenario. Limit: 4 B (float32).
 * query: a 64-node job × 10 node metrics × 24 h at node scope (`query.load_data`, statistics included).
   Limit: plain numpy slicing of the same blocks (concatenate each series' blocks, no statistics).
+* servers (`bench_servers`): the same lines through the real server — ``POST /api/write`` of
+  ``clustercockpit serve`` and a NATS subscription of it — next to InfluxDB 1.x (``influxd``) ingesting
+  the same bodies through its ``/write`` on the same machine; the client (httpx, 8 requests in flight)
+  or the NATS publisher runs in this process, the servers in their own. Target: ≥ 2× InfluxDB.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 from tempfile import TemporaryDirectory
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -329,6 +334,224 @@ def bench_persistence(results: list[Result], store) -> None:
         results.append(Result("WAL read + CRC + replay", n / dt, None, "/s"))
 
 
+# ------------------------------------------------------------------------------------ servers
+
+SERVER_STEPS = 8  # measured steps of the whole cluster (8 × 66,000 lines), after one warm-up step
+
+
+def _spawn(args: list[str], log: Path, env: dict[str, str] | None = None) -> Any:
+    import subprocess
+
+    out = log.open("ab")
+    return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
+
+
+def _wait(what: str, ready: Any, proc: Any, log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited: {log.read_text()[-2000:]}")
+        try:
+            if ready():
+                return
+        except Exception:  # not listening yet
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(what)
+
+
+def _stop(proc: Any) -> None:
+    import signal
+
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except Exception:
+            proc.kill()
+            proc.wait(10)
+
+
+def _post_all(url: str, bodies: list[bytes], headers: dict[str, str], ok: int, concurrency: int = 8) -> float:
+    """POST every body (``concurrency`` in flight); seconds from the first request to the last answer."""
+    import asyncio
+
+    import httpx
+
+    async def run() -> float:
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        async with httpx.AsyncClient(limits=limits, timeout=120, trust_env=False) as c:
+            queue = list(reversed(bodies))
+
+            async def worker() -> None:
+                while queue:
+                    body = queue.pop()
+                    r = await c.post(url, content=body, headers=headers)
+                    if r.status_code != ok:
+                        raise RuntimeError(f"{url}: {r.status_code} {r.text[:200]}")
+
+            t = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            return time.perf_counter() - t
+
+    return asyncio.run(run())
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def bench_servers(results: list[Result]) -> None:
+    """HTTP and NATS ingest of our server vs. InfluxDB's /write, same lines, same machine."""
+    import shutil
+    import sys
+
+    import httpx
+
+    from cc_core.testing.site import make_site
+
+    rng = np.random.default_rng(2)
+    steps = [[_host_body(h + 1, s, rng) for h in range(NODES)] for s in range(SERVER_STEPS + 1)]
+    warm, measured = steps[0], [b for st in steps[1:] for b in st]
+    nlines = SERVER_STEPS * NODES * (NODE_METRICS + CORE_METRICS * CORES)
+    big = [b"".join(st) for st in steps]  # whole-cluster bodies (66,000 lines)
+    nats_bin, influxd = shutil.which("nats-server"), shutil.which("influxd")
+
+    with TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        nats_proc = None
+        nats_url = ""
+        if nats_bin:
+            nats_port = _free_port()
+            nats_url = f"nats://127.0.0.1:{nats_port}"
+            nats_proc = _spawn([nats_bin, "-a", "127.0.0.1", "-p", str(nats_port)], root / "nats.log")
+            time.sleep(0.5)
+        extra: dict[str, Any] = {}
+        if nats_proc is not None:
+            extra = {
+                "nats": {"address": nats_url},
+                "metric-store": {"nats-subscriptions": [{"subscribe-to": "bench", "cluster-tag": "bench"}]},
+            }
+        for run in range(2):  # a fresh server per run: every run creates its series in the warm-up step
+            site = make_site(root / f"site{run}", [_cluster()], config=extra)
+            port = _free_port()
+            env = {**os.environ, **site.environ, "CC_LOAD_PLUGINS": "metric-ccms,archive-fs"}
+            server = _spawn(
+                [sys.executable, "-m", "cc_core", "--config", str(site.config_path), "serve", "--addr", f"127.0.0.1:{port}"],
+                root / f"server{run}.log",
+                env,
+            )
+            base = f"http://127.0.0.1:{port}"
+            try:
+                _wait("server", lambda: httpx.get(f"{base}/healthz", trust_env=False).status_code == 200, server, root / f"server{run}.log")
+                auth = {"Authorization": f"Bearer {site.token(('api',))}"}
+                _post_all(f"{base}/api/write", warm, auth, 200)
+                dt = _post_all(f"{base}/api/write", measured, auth, 200)
+                results.append(Result(f"HTTP /api/write, 660-line bodies (run {run + 1})", nlines / dt, None, "/s"))
+                dt = _post_all(f"{base}/api/write", big[1:], auth, 200, concurrency=2)
+                results.append(Result(f"HTTP /api/write, 66,000-line bodies (run {run + 1})", nlines / dt, None, "/s"))
+                if nats_proc is not None:
+                    dt = _nats_ingest(nats_url, f"{base}/api/debug", auth, measured)
+                    results.append(Result(f"NATS, 660 lines/message (run {run + 1})", nlines / dt, None, "/s"))
+            finally:
+                _stop(server)
+        if nats_proc is not None:
+            _stop(nats_proc)
+        if influxd:
+            influx_rates = _influx_ingest(influxd, root, warm, measured, big, nlines)
+            for name, rate in influx_rates:
+                results.append(Result(name, rate, None, "/s"))
+        else:
+            print("  influxd not installed: InfluxDB comparison skipped (apt-get install influxdb)")
+    best: dict[str, float] = {}
+    for r in results:
+        if "(run " in r.name:
+            key = r.name.split(" (run")[0]
+            best[key] = max(best.get(key, 0.0), r.ours)
+    influx = {r.name: r.ours for r in results if r.name.startswith("InfluxDB")}
+    for key, rate in best.items():
+        ref = influx.get("InfluxDB /write, 660-line bodies" if "660" in key else "InfluxDB /write, 66,000-line bodies")
+        if ref:
+            results.append(Result(f"{key}: best, vs InfluxDB", rate, ref, "/s", "≥ 2× InfluxDB", "InfluxDB 1.x", rate >= 2 * ref))
+
+
+def _nats_ingest(nats_url: str, debug_url: str, auth: dict[str, str], bodies: list[bytes]) -> float:
+    """Publish every body as one message, then a sentinel; seconds until the sentinel is stored."""
+    import asyncio
+
+    import httpx
+    import nats
+
+    sentinel = f"node_m00,hostname=sentinel value=1 {T0 * 1_000_000_000}".encode()
+    for b in bodies:  # strip the cluster tag: the subscription's cluster-tag supplies it
+        assert b.startswith(b"node_m00,cluster=bench,")
+    stripped = [b.replace(b",cluster=bench,", b",") for b in bodies]
+
+    async def run() -> float:
+        nc = await nats.connect(nats_url)
+        t = time.perf_counter()
+        for b in stripped:
+            await nc.publish("bench", b)
+        await nc.publish("bench", sentinel)
+        await nc.flush()
+        async with httpx.AsyncClient(trust_env=False) as c:
+            while (await c.get(debug_url, params={"selector": "bench:sentinel"}, headers=auth)).status_code != 200:
+                await asyncio.sleep(0.01)
+        dt = time.perf_counter() - t
+        await nc.close()
+        return dt
+
+    return asyncio.run(run())
+
+
+def _influx_ingest(
+    influxd: str, root: Path, warm: list[bytes], measured: list[bytes], big: list[bytes], nlines: int
+) -> list[tuple[str, float]]:
+    """InfluxDB's rates for the same bodies (a fresh database per run, best of two)."""
+    import httpx
+
+    out: dict[str, float] = {}
+    for run in range(2):
+        d = root / f"influx{run}"
+        d.mkdir()
+        http_port, rpc_port = _free_port(), _free_port()
+        conf = d / "influxdb.conf"
+        conf.write_text(
+            f'''reporting-disabled = true
+bind-address = "127.0.0.1:{rpc_port}"
+[meta]
+  dir = "{d}/meta"
+[data]
+  dir = "{d}/data"
+  wal-dir = "{d}/wal"
+  query-log-enabled = false
+[http]
+  bind-address = "127.0.0.1:{http_port}"
+  log-enabled = false
+[monitor]
+  store-enabled = false
+'''
+        )
+        proc = _spawn([influxd, "run", "-config", str(conf)], d / "influxd.log")
+        base = f"http://127.0.0.1:{http_port}"
+        try:
+            _wait("influxd", lambda: httpx.get(f"{base}/ping", trust_env=False).status_code == 204, proc, d / "influxd.log")
+            httpx.post(f"{base}/query", data={"q": "CREATE DATABASE bench"}, trust_env=False)
+            url = f"{base}/write?db=bench&precision=ns"
+            _post_all(url, warm, {}, 204)
+            rate = nlines / _post_all(url, measured, {}, 204)
+            out["InfluxDB /write, 660-line bodies"] = max(out.get("InfluxDB /write, 660-line bodies", 0), rate)
+            rate = nlines / _post_all(url, big[1:], {}, 204, concurrency=2)
+            out["InfluxDB /write, 66,000-line bodies"] = max(out.get("InfluxDB /write, 66,000-line bodies", 0), rate)
+        finally:
+            _stop(proc)
+    return list(out.items())
+
+
 def main() -> bool:
     results: list[Result] = []
     # Memory first, in a process that has freed nothing yet, so that RSS growth means something.
@@ -339,10 +562,22 @@ def main() -> bool:
     del store
     gc.collect()
     bench_ingest(results)
+    servers: list[Result] = []
+    if os.environ.get("CC_BENCH_SERVERS", "1") != "0":
+        bench_servers(servers)
+        report("metricstore servers", servers)
+    results += [r for r in servers if r.ok is not None]
     report("metricstore", results)
     report_memory(memory)
     return all(r.ok is not False for r in results + memory)
 
 
 if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] == ["servers"]:  # only the server comparison (HTTP, NATS, InfluxDB)
+        only: list[Result] = []
+        bench_servers(only)
+        report("metricstore servers", only)
+        raise SystemExit(0 if all(r.ok is not False for r in only) else 1)
     raise SystemExit(0 if main() else 1)

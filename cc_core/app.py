@@ -21,13 +21,20 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from cc_core import __version__
-from cc_core.api.auth import TokenAuth, admin_api_guard
-from cc_core.api.errors import http_exception_handler, internal_error_handler
+from cc_core.api.auth import AuthGroup, TokenAuth, admin_api_guard, group_guard, group_opt
+from cc_core.api.errors import db_error_handler, http_exception_handler, internal_error_handler
+from cc_core.api.nodestate import nodestate_router
+from cc_core.api.openapi import components as openapi_components
+from cc_core.api.routes import rest_routers
 from cc_core.api.security import CSRFMiddleware, security_headers_hook
+from cc_core.auth.service import LoginService
 from cc_core.background import BackgroundWork
 from cc_core.config import Config, load_config
 from cc_core.context import PluginContext
+from cc_core.db.errors import DBError
 from cc_core.graphql import GraphQLServices, GraphQLSettings, graphql_router
+from cc_core.graphql.engine import GraphQLEngine
+from cc_core.metrics.errors import MetricDataError
 from cc_core.plugins import PluginRegistry, describe, make_plugin_manager
 from cc_core.services import CoreServices
 from cc_core.web import STATIC_DIR, TEMPLATE_DIR, VENDOR_DIR, Contribution, NavItem
@@ -37,7 +44,13 @@ log = logging.getLogger(__name__)
 SHUTDOWN_TIMEOUT = 60.0
 
 
-@get("/healthz", media_type=MediaType.JSON, include_in_schema=False, sync_to_thread=False)
+@get(
+    "/healthz",
+    media_type=MediaType.JSON,
+    include_in_schema=False,
+    sync_to_thread=False,
+    opt=group_opt(AuthGroup.PUBLIC),
+)
 def healthz() -> dict[str, str]:
     """Liveness: the process serves HTTP. Needs no authentication (for load balancers)."""
     return {"status": "ok", "version": __version__}
@@ -90,7 +103,10 @@ def create_app(
     config.validate_plugins(registry)
     context = PluginContext(config, registry, services={"dev": dev})
     background = BackgroundWork()
+    # Authentication first: a missing SESSION_KEY or an unusable secret stops here, before anything opens.
+    login = LoginService.from_config(config, registry, context, users=None)
     services = CoreServices.open(config, registry, context)
+    login.users = services.db.users
     context.services["background"] = background
 
     contributions: list[Any] = []
@@ -99,16 +115,24 @@ def create_app(
     template_dirs = [d for c in contributions if isinstance(c, Contribution) for d in c.template_dirs]
     nav_items: list[NavItem] = [n for c in contributions if isinstance(c, Contribution) for n in c.nav_items]
 
+    public = group_opt(AuthGroup.PUBLIC)
     static_routers = [
-        create_static_files_router(path="/static/vendor", directories=[VENDOR_DIR], include_in_schema=False),
-        create_static_files_router(path="/static", directories=[STATIC_DIR], include_in_schema=False),
+        create_static_files_router(
+            path="/static/vendor", directories=[VENDOR_DIR], include_in_schema=False, opt=public
+        ),
+        create_static_files_router(
+            path="/static", directories=[STATIC_DIR], include_in_schema=False, opt=public
+        ),
     ]
     for c in contributions:
         if isinstance(c, Contribution):
             for prefix, directory in c.static_dirs.items():
                 static_routers.append(
                     create_static_files_router(
-                        path=f"/static/{prefix.strip('/')}", directories=[directory], include_in_schema=False
+                        path=f"/static/{prefix.strip('/')}",
+                        directories=[directory],
+                        include_in_schema=False,
+                        opt=public,
                     )
                 )
 
@@ -123,7 +147,10 @@ def create_app(
         openapi_config = OpenAPIConfig(
             title="ClusterCockpit REST API",
             version=__version__,
-            path="/swagger",
+            description="Upstream cc-backend's REST API (contract §1); errors are `{status, error}`.",
+            components=openapi_components(),
+            use_handler_docstrings=True,
+            openapi_router=Router(path="/swagger", route_handlers=[], opt=public, include_in_schema=False),
             render_plugins=[
                 SwaggerRenderPlugin(
                     path="/",
@@ -150,6 +177,7 @@ def create_app(
             await services.close()
             log.info("shutdown complete (%d background task(s) cancelled)", cancelled)
 
+    graphql_engine = GraphQLEngine(dev=dev)
     state = State(
         {
             "config": config,
@@ -160,20 +188,32 @@ def create_app(
             "graphql_services": GraphQLServices.from_database(
                 services.db,
                 clusters=services.clusters,
+                metrics=services.metrics,
                 settings=GraphQLSettings(
                     resampling_resolutions=tuple(config.main.resampling.resolutions)
                     if config.main.resampling
                     else ()
                 ),
             ),
-            "token_auth": TokenAuth.from_config(config),
+            "token_auth": TokenAuth.from_config(config, users=services.db.users),
+            "login": login,
+            "session_codec": login.sessions,
+            "graphql_engine": graphql_engine,
             "enabled_kinds": _enabled_kinds(config),
             "dev": dev,
         }
     )
     api = Router(path="/", route_handlers=[list_plugins])
     return Litestar(
-        route_handlers=[healthz, index, api, graphql_router(dev=dev), *static_routers],
+        route_handlers=[
+            healthz,
+            index,
+            api,
+            *rest_routers(),
+            nodestate_router(),
+            graphql_router(dev=dev, engine=graphql_engine),
+            *static_routers,
+        ],
         plugins=contributions,
         middleware=[DefineMiddleware(CSRFMiddleware)],
         before_send=[security_headers_hook(config.main.trusted_proxies)],
@@ -184,7 +224,14 @@ def create_app(
             allow_credentials=False,
         ),
         compression_config=CompressionConfig(backend="gzip", gzip_compress_level=5, minimum_size=500),
-        exception_handlers={HTTPException: http_exception_handler, Exception: internal_error_handler},
+        exception_handlers={
+            HTTPException: http_exception_handler,
+            DBError: db_error_handler,
+            MetricDataError: db_error_handler,
+            Exception: internal_error_handler,
+        },
+        # Upstream's route groups (contract §1.1): one guard decides by the matched route's group.
+        guards=[group_guard],
         template_config=template_config,
         openapi_config=openapi_config,
         lifespan=[lifespan],

@@ -25,8 +25,8 @@ log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "clustercockpit"
 # Built-in modules registered like any external plugin. Later subsystems add theirs here
-# (local and JWT authenticators, the app and job-class taggers, the core tasks).
-DEFAULT_PLUGINS: tuple[str, ...] = ()
+# (the app and job-class taggers, the core tasks).
+DEFAULT_PLUGINS: tuple[str, ...] = ("cc_core.builtins.auth_local", "cc_core.builtins.auth_jwt")
 CORE_DISTRIBUTION = "clustercockpit"
 
 # Registry categories: hook that fills it, and the human name used in messages.

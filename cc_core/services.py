@@ -1,8 +1,11 @@
-"""The server's long-lived objects: database, job archive, cluster catalogue (and later metric data).
+"""The server's long-lived objects: database, job archive, cluster catalogue, metric dispatcher, archiver.
 
 `CoreServices.open` does the synchronous part at app construction, so a bad database (outdated schema,
-wrong path) stops `clustercockpit serve` with a clear message before anything listens; `start` does the
-asynchronous part (archive version check, cluster configs) in the app's lifespan.
+wrong path) or metric-backend configuration stops `clustercockpit serve` with a clear message before
+anything listens; `start` does the asynchronous part in the app's lifespan: archive version check,
+cluster configs, then the metric backends (the embedded store loads its checkpoints) and the archiver
+(which re-queues stopped jobs not archived yet). `close` stops them in reverse: the archiver drains its
+queue while the metric store can still answer, then the store writes its final checkpoint.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ if TYPE_CHECKING:
     from cc_core.context import PluginContext
     from cc_core.db import Database
     from cc_core.interfaces import ArchiveBackend
+    from cc_core.metrics.archiver import Archiver
+    from cc_core.metrics.dispatcher import MetricDispatcher
     from cc_core.plugins import PluginRegistry
     from cc_core.schema.cluster import Cluster, GlobalMetricListItem
 
@@ -52,6 +57,8 @@ class CoreServices:
     db: Database
     archive: ArchiveBackend
     clusters: ClusterCatalog = field(default_factory=ClusterCatalog)
+    metrics: MetricDispatcher | None = None
+    archiver: Archiver | None = None
 
     @classmethod
     def open(cls, config: Config, registry: PluginRegistry, context: PluginContext) -> CoreServices:
@@ -72,7 +79,28 @@ class CoreServices:
             raise
         services = cls(config=config, registry=registry, context=context, db=db, archive=archive)
         context.services.update(db=db, archive=archive, clusters=services.clusters)
+        try:
+            services._open_metrics()
+        except BaseException:
+            db.close_sync()
+            raise
         return services
+
+    def _open_metrics(self) -> None:
+        """The metric dispatcher with its backends (constructed, not started) and the archiver."""
+        from cc_core.metrics.archiver import Archiver
+        from cc_core.metrics.dispatcher import MetricDispatcher
+
+        resampling = self.config.main.resampling
+        self.context.services.update(
+            nats_config=self.config.nats,
+            resampling_minimum_points=resampling.minimum_points if resampling else 1000,
+        )
+        self.metrics = MetricDispatcher.from_config(
+            self.config, self.registry, self.context, archive=self.archive, clusters=self.clusters
+        )
+        self.archiver = Archiver(self.db, self.archive, self.metrics, self.clusters)
+        self.context.services.update(metrics=self.metrics, archiver=self.archiver)
 
     async def start(self) -> None:
         from cc_core.archive import load_clusters
@@ -85,8 +113,16 @@ class CoreServices:
             len(self.clusters.by_name),
             ", ".join(self.clusters.names()) or "none",
         )
+        if self.metrics is not None:
+            await self.metrics.start()
+        if self.archiver is not None:
+            await self.archiver.start()
 
     async def close(self) -> None:
+        if self.archiver is not None:
+            await self.archiver.close()
+        if self.metrics is not None:
+            await self.metrics.close()
         closer: Any = getattr(self.archive, "close", None)
         if closer is not None:
             await closer()

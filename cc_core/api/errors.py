@@ -78,6 +78,17 @@ def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) 
             body = error_body(404, str(exc.detail))
         return Response(content=body, status_code=404, media_type=MediaType.JSON, headers=exc.headers)
     message = _message(exc)
+    if (
+        status == 401
+        and not is_api_path(request.url.path)
+        and request.url.path != "/query"
+        and _wants_html(request)
+    ):
+        # A page needs a login: upstream answers 401 with the login form, which comes back here.
+        from cc_core.api.login import login_page
+
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return login_page(request, message=message, msg_type="alert-danger", status_code=401, redirect=target)  # type: ignore[return-value]
     if is_api_path(request.url.path) or request.url.path == "/query" or not _wants_html(request):
         return Response(
             content=error_body(status, message),
@@ -98,3 +109,17 @@ def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> R
     if is_api_path(request.url.path) or not _wants_html(request):
         return Response(content=error_body(500, message), status_code=500, media_type=MediaType.JSON)
     return _html(500, message, request)
+
+
+def db_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """`cc_core.db.DBError` (and any exception with an HTTP ``status_code``, such as metric-data errors)
+    → that status with the error body; the messages are written for clients. Server-side problems
+    (status ≥ 500) are logged with their traceback and answered generically."""
+    status = getattr(exc, "status_code", 500)
+    if not isinstance(status, int) or not 400 <= status <= 599:
+        status = 500
+    if status >= 500:
+        return internal_error_handler(request, exc)
+    return http_exception_handler(
+        request, HTTPException(detail=str(exc) or HTTPStatus(status).phrase, status_code=status)
+    )

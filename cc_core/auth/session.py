@@ -46,7 +46,9 @@ def decode_session_key(value: str) -> bytes:
     except (binascii.Error, ValueError):
         key = text.encode()
     if len(key) < 16:
-        raise ValueError("SESSION_KEY is too short: use at least 16 random bytes (clustercockpit init makes one)")
+        raise ValueError(
+            "SESSION_KEY is too short: use at least 16 random bytes (clustercockpit init makes one)"
+        )
     return key
 
 
@@ -89,7 +91,11 @@ class SessionCodec:
             payload = self._decoder.decode(body)
         except msgspec.DecodeError:
             return None
-        if payload.exp < (now if now is not None else time.time()) or not payload.username or not payload.roles:
+        if (
+            payload.exp < (now if now is not None else time.time())
+            or not payload.username
+            or not payload.roles
+        ):
             return None
         return User(
             username=payload.username,

@@ -75,3 +75,24 @@ class User:
     def is_pure_api(self) -> bool:
         """Exactly the single role ``api`` (upstream treats it as a trusted machine client)."""
         return self.roles == ["api"]
+
+
+def anonymous_admin() -> User:
+    """The user every request acts as when ``main.disable-authentication`` is set.
+
+    Upstream runs no authentication middleware then and leaves *no* user in the request, so every
+    role check and visibility filter fails or dereferences nil (contract §1.1, §16). We give such
+    requests one well-defined identity instead: ``anonymous`` with the roles ``admin`` and ``api``, which
+    passes every route group and sees every job — exactly what "authentication disabled" means, and
+    visible as ``anonymous`` wherever a username is recorded (tag scopes, UI settings).
+    """
+    return User(
+        username=ANONYMOUS_USERNAME,
+        roles=["admin", "api"],
+        name="Anonymous (authentication disabled)",
+        auth_type=AuthType.SESSION,
+        auth_source=AuthSource.LOCAL,
+    )
+
+
+ANONYMOUS_USERNAME = "anonymous"

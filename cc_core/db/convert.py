@@ -8,12 +8,13 @@ versions) falls back to a lenient decode instead of failing the whole page.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 from typing import Any
 
 import msgspec
-from sqlalchemy import Text, cast
+from sqlalchemy import Select, Text, cast, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from cc_core.db import tables as T
@@ -53,6 +54,12 @@ JOB_COLUMN_NAMES: tuple[str, ...] = (
     "energy_footprint",
 )
 JSON_COLUMNS = frozenset({"resources", "footprint", "energy_footprint", "meta_data"})
+
+
+@functools.cache
+def job_select(dialect: str, with_metadata: bool = False) -> Select[Any]:
+    """``SELECT <job columns> FROM job``, built once (statements are immutable; callers extend it)."""
+    return select(*select_columns(dialect, with_metadata=with_metadata))
 
 
 def select_columns(dialect: str, *, with_metadata: bool = False) -> list[ColumnElement[Any]]:
@@ -155,6 +162,38 @@ def row_to_job(row: Sequence[Any], now: int | None = None) -> Job:
     ) = row[:23]
     if state == "running":
         duration = max(0, (int(time.time()) if now is None else now) - start_time)
+    meta = _decode_meta(row[23]) if len(row) > 23 else None
+    if _POSITIONAL:  # ~6× faster than keywords; used only while Job's field order is the one we know
+        return Job(
+            job_id,
+            user,
+            project,
+            cluster,
+            start_time,
+            num_nodes,
+            _decode_resources(resources),
+            subcluster,
+            partition or "",
+            array_job_id or 0,
+            num_hwthreads or 0,
+            num_acc or 0,
+            shared,
+            monitoring_status,
+            smt,
+            walltime,
+            0,
+            state,
+            submit_time or 0,
+            duration,
+            meta,
+            None,
+            energy or 0.0,
+            _decode_floats(energy_footprint),
+            _decode_floats(footprint),
+            None,
+            None,
+            id_,
+        )
     return Job(
         id=id_,
         job_id=job_id,
@@ -179,8 +218,41 @@ def row_to_job(row: Sequence[Any], now: int | None = None) -> Job:
         footprint=_decode_floats(footprint),
         energy=energy or 0.0,
         energy_footprint=_decode_floats(energy_footprint),
-        meta_data=_decode_meta(row[23]) if len(row) > 23 else None,
+        meta_data=meta,
     )
+
+
+# The field order of `Job` that the positional construction above assumes.
+_POSITIONAL = Job.__struct_fields__ == (
+    "job_id",
+    "user",
+    "project",
+    "cluster",
+    "start_time",
+    "num_nodes",
+    "resources",
+    "sub_cluster",
+    "partition",
+    "array_job_id",
+    "num_hwthreads",
+    "num_acc",
+    "shared",
+    "monitoring_status",
+    "smt",
+    "walltime",
+    "requested_memory",
+    "job_state",
+    "submit_time",
+    "duration",
+    "meta_data",
+    "tags",
+    "energy",
+    "energy_footprint",
+    "footprint",
+    "concurrent_jobs",
+    "statistics",
+    "id",
+)
 
 
 def rows_to_jobs(rows: Sequence[Sequence[Any]], now: int | None = None) -> list[Job]:

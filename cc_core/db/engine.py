@@ -103,7 +103,6 @@ def connect_sqlite(path: Path | str, cfg: DbConfig, *, writer: bool = False) -> 
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute(f"PRAGMA cache_size = {-int(cfg.cache_size_mb) * 1024}")
     conn.execute("PRAGMA foreign_keys = ON")
-    conn.execute("PRAGMA temp_store = MEMORY")
     conn.execute(f"PRAGMA soft_heap_limit = {int(cfg.soft_heap_limit_mb) * 1024 * 1024}")
     return conn
 
@@ -135,7 +134,7 @@ class Database:
         n = max(1, int(self.db_config.max_open_connections))
         self._read_limiter = anyio.CapacityLimiter(n)
         self._write_limiter = anyio.CapacityLimiter(1)
-        # Serialises writes from threads that bypass the limiter (sync helpers, CLI).
+        # Serialises SQLite writes from threads that bypass the limiter (sync helpers, CLI).
         self._write_lock = threading.RLock()
         self._closed = False
         self._opened = False
@@ -161,6 +160,9 @@ class Database:
                 pool_size=n,
                 max_overflow=0,
                 pool_timeout=600,
+                # Reuse the most recently used connection: its page cache is the warm one (each
+                # SQLite connection has its own), the others only serve concurrent readers.
+                pool_use_lifo=True,
             )
             # sqlite3 runs in autocommit mode; we open transactions ourselves (straight on the driver
             # connection: this is on every call's path). The writer takes the write lock up front.
@@ -259,12 +261,11 @@ class Database:
 
     def write_sync(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn(conn)`` in one write transaction (committed on return, rolled back on error)."""
-        with self._write_lock:
-            if self._writer is not None:
-                with self._writer.begin():
-                    return fn(self._writer)
-            with self.write_engine.begin() as conn:
-                return fn(conn)
+        if self._writer is not None:  # SQLite: the one writer connection, one thread at a time
+            with self._write_lock, self._writer.begin():
+                return fn(self._writer)
+        with self.write_engine.begin() as conn:  # PostgreSQL: concurrent transactions from the pool
+            return fn(conn)
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
         """`read_sync` in a worker thread; at most ``max-open-connections`` at once."""

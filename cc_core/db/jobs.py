@@ -12,22 +12,25 @@ one connection; rows become `cc_core.schema.Job` structs in `cc_core.db.convert`
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import hashlib
 import logging
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import anyio
 import msgspec
-from sqlalchemy import Connection, delete, func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, delete, select, update
 
 from cc_core.auth.user import User
 from cc_core.db import tables as T
 from cc_core.db.convert import (
     INSERT_COLUMNS,
+    JOB_COLUMN_NAMES,
+    JSON_COLUMNS,
     check_job,
     encode_json,
     job_to_row,
@@ -37,6 +40,7 @@ from cc_core.db.convert import (
     select_columns,
 )
 from cc_core.db.errors import (
+    DBError,
     DuplicateJobError,
     InvalidFilterError,
     InvalidInputError,
@@ -49,9 +53,12 @@ from cc_core.db.filters import (
     JobFilter,
     OrderByInput,
     PageRequest,
+    StringInput,
     check_page,
     job_conditions,
-    order_clauses,
+    job_where,
+    order_by,
+    resource_condition,
     state_literal,
     visibility,
 )
@@ -101,16 +108,37 @@ def _insert_sql(mark: str, n: int) -> str:
 _JSON_INSERT = {"footprint", "energy_footprint", "resources", "meta_data"}
 
 
+class _StartRequest:
+    """One queued start_job (see `JobRepository.start`)."""
+
+    __slots__ = ("done", "error", "job", "result")
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.result: Job | None = None
+        self.error: BaseException | None = None
+        self.done = False
+
+
 class JobRepository:
     """Jobs in the database; see the module docstring for the rules every method follows."""
 
     def __init__(self, db: Any) -> None:
         self.db = db
+        self._start_queue: list[_StartRequest] = []
+        self._start_lock = anyio.Lock()
         self.dialect: str = db.dialect
         self.pg = self.dialect == "postgresql"
         n = len(INSERT_COLUMNS)
         if self.pg:
-            self._insert_sql = _insert_sql("%s", n) + " RETURNING id"
+            marks = ", ".join(
+                f"%s::{'jsonb' if c in _JSON_INSERT else _PG_LOAD_TYPES.get(c, 'text')}"
+                for c in INSERT_COLUMNS
+            )
+            self._insert_sql = (
+                f"INSERT INTO job ({_COLS}) SELECT {marks} WHERE NOT EXISTS "  # noqa: S608 - constants only
+                "(SELECT 1 FROM job WHERE job_id = %s AND cluster = %s AND start_time > %s) RETURNING id"
+            )
             self._dup_sql = (
                 "SELECT id, start_time FROM job WHERE job_id = %s AND cluster = %s AND start_time > %s "
                 "ORDER BY id DESC LIMIT 1"
@@ -219,21 +247,27 @@ class JobRepository:
         with_metadata: bool,
         now: int,
     ) -> JobPage:
-        conds = job_conditions(user, filters, self.dialect, now=now)
-        terms, extra = order_clauses(order, self.dialect, now=now)
-        conds += extra
+        q = job_where(user, filters, self.dialect, now=now)
+        order_sql = order_by(order, q, now=now)
         limit, offset = check_page(page)
-        q = select(*select_columns(self.dialect, with_metadata=with_metadata)).where(*conds).order_by(*terms)
+        where = q.where
+        count_params = dict(q.params)
+        # Text of ours only (column list, conditions with placeholders, whitelisted order): see filters.Sql.
+        sql = f"SELECT {_select_sql(self.dialect, with_metadata)} FROM job WHERE {where} ORDER BY {order_sql}"  # noqa: S608
         if limit is not None:
-            q = q.limit(limit + 1).offset(offset)
-        rows = conn.execute(q).all()
+            sql += f" LIMIT {q.bind(limit + 1)} OFFSET {q.bind(offset)}"
+        rows = conn.exec_driver_sql(q.driver_sql(sql), q.params).all()
         has_next = limit is not None and len(rows) > limit
         if has_next:
             rows = rows[:limit]
         jobs = rows_to_jobs(rows, now)
         total = None
         if count:
-            total = conn.execute(select(func.count()).select_from(T.job).where(*conds)).scalar_one()
+            if not has_next and (rows or offset == 0):  # the page reaches the end: nothing to count
+                total = offset + len(rows)
+            else:
+                count_sql = q.driver_sql(f"SELECT COUNT(*) FROM job WHERE {where}")  # noqa: S608
+                total = conn.exec_driver_sql(count_sql, count_params).scalar_one()
         if with_tags and jobs:
             tags = tags_of_jobs(conn, [j.id for j in jobs if j.id is not None], user)
             for j in jobs:
@@ -304,8 +338,9 @@ class JobRepository:
         now = int(self.db.clock())
 
         def run(conn: Connection) -> int:
-            conds = job_conditions(user, filters, self.dialect, now=now)
-            return conn.execute(select(func.count()).select_from(T.job).where(*conds)).scalar_one()
+            q = job_where(user, filters, self.dialect, now=now)
+            sql = q.driver_sql(f"SELECT COUNT(*) FROM job WHERE {q.where}")  # noqa: S608
+            return int(conn.exec_driver_sql(sql, q.params).scalar_one())
 
         return await self.db.read(run)
 
@@ -368,14 +403,11 @@ class JobRepository:
         host = job.resources[0].hostname
 
         def run(conn: Connection) -> ConcurrentJobs:
-            from cc_core.db.filters import StringInput
-            from cc_core.db.filters import _resources as host_cond
-
             j = T.job.c
-            base = [j.cluster == job.cluster, host_cond(StringInput(eq=host), _dialect(self.dialect))]
-            vis = visibility(user)
-            if vis is not None:
-                base.append(vis)
+            q = job_where(user, None, self.dialect)
+            q.add(f"job.cluster = {q.bind(job.cluster)}")
+            q.add(resource_condition(q, StringInput(eq=host)))
+            base = [q.clause()]
             finished = select(j.id, j.job_id).where(
                 *base,
                 j.job_state != state_literal("running"),
@@ -442,22 +474,29 @@ class JobRepository:
     def _start(self, conn: Connection, job: Job, user: User | None) -> Job:
         raw = conn.connection.driver_connection
         assert raw is not None
+        key = (job.job_id, job.cluster, job.start_time - SECONDS_PER_DAY)
         if self.pg:
+            # Lock (cluster, jobId) for this transaction, then insert unless a duplicate exists: a
+            # statement after the lock sees every start committed before it, on any server replica.
             raw.execute("SELECT pg_advisory_xact_lock(%s)", (_advisory_key(job.cluster, job.job_id),))
-        dup = raw.execute(
-            self._dup_sql, (job.job_id, job.cluster, job.start_time - SECONDS_PER_DAY)
-        ).fetchone()
+            row = raw.execute(self._insert_sql, (*job_to_row(job), *key)).fetchone()
+            dup = raw.execute(self._dup_sql, key).fetchone() if row is None else None
+        else:
+            dup = raw.execute(self._dup_sql, key).fetchone()
         if dup is not None:
             raise DuplicateJobError(
                 f"a job with jobId {job.job_id} on cluster {job.cluster} started less than 24 h before "
                 f"this one already exists (db id {dup[0]}, startTime {dup[1]})",
                 existing_id=dup[0],
             )
-        try:
-            cur = raw.execute(self._insert_sql, job_to_row(job))
-        except (sqlite3.IntegrityError, IntegrityError) as e:
-            raise DuplicateJobError(f"job {job.job_id} on {job.cluster} already exists: {e}") from None
-        new_id = int(cur.fetchone()[0]) if self.pg else int(cur.lastrowid)
+        if self.pg:
+            new_id = int(row[0])
+        else:
+            try:
+                cur = raw.execute(self._insert_sql, job_to_row(job))
+            except sqlite3.IntegrityError as e:
+                raise DuplicateJobError(f"job {job.job_id} on {job.cluster} already exists: {e}") from None
+            new_id = int(cur.lastrowid)
         if job.tags:
             keys = [(t.type, t.name, t.scope or "global") for t in job.tags]
             ids = ensure_tags(conn, self.dialect, keys)
@@ -482,9 +521,57 @@ class JobRepository:
         Refuses (`DuplicateJobError`) when a job with the same jobId and cluster started less than
         24 h before (upstream's rule, which also catches a later-started duplicate). Tags in
         ``job.tags`` are created as needed and attached, each scope checked against ``user``.
+
+        SQLite: concurrent calls share a commit (group commit) — while one batch is being written by
+        the single writer, newly arriving jobs queue up and go in the next batch, each in its own
+        savepoint, so one job's failure never affects another's, and every caller returns only after
+        its job is committed. A single caller gets one transaction per job. PostgreSQL: one
+        transaction per job, concurrently on the connection pool.
         """
         job = self._prepare_start(job, user)
-        return await self.db.write(lambda c: self._start(c, job, user))
+        if self.pg:  # concurrent transactions on the pool; the advisory lock orders same-key starts
+            return await self.db.write(lambda c: self._start(c, job, None))
+        req = _StartRequest(job)
+        self._start_queue.append(req)
+        try:
+            async with self._start_lock:
+                if not req.done:
+                    batch, self._start_queue = self._start_queue, []
+                    try:
+                        await self.db.write(lambda c: self._start_batch(c, batch))
+                    except BaseException as e:  # the transaction failed: every job of the batch failed
+                        for r in batch:
+                            if not r.done:
+                                r.error, r.done = e, True
+                        if not isinstance(e, Exception):
+                            raise
+        except BaseException:
+            # Cancelled while waiting for its turn: a job nobody waits for must not be inserted later.
+            if req in self._start_queue:
+                self._start_queue.remove(req)
+            raise
+        if req.error is not None:
+            raise req.error
+        assert req.result is not None
+        return req.result
+
+    def _start_batch(self, conn: Connection, batch: list[_StartRequest]) -> None:
+        if len(batch) == 1:
+            r = batch[0]
+            r.result, r.done = self._start(conn, r.job, None), True
+            return
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        for r in batch:
+            raw.execute("SAVEPOINT cc_start")
+            try:
+                r.result = self._start(conn, r.job, None)
+            except DBError as e:
+                raw.execute("ROLLBACK TO SAVEPOINT cc_start")
+                r.error = e
+            raw.execute("RELEASE SAVEPOINT cc_start")
+        for r in batch:  # results count only once the transaction commits
+            r.done = True
 
     def start_sync(self, job: Job, *, user: User | None = None) -> Job:
         job = self._prepare_start(job, user)
@@ -714,26 +801,40 @@ class JobRepository:
         return ids
 
     def _insert_many_pg(self, conn: Connection, jobs: Sequence[Job], conflict: str) -> list[int | None]:
+        """COPY, PostgreSQL's bulk path. Ids are drawn from the job sequence first, so they are known
+        without RETURNING; with ``conflict='ignore'`` rows go through a temporary table and
+        ``INSERT … ON CONFLICT DO NOTHING`` instead."""
         raw = conn.connection.driver_connection
         assert raw is not None
-        cols = ", ".join(
-            f"{c} {'text' if c in _JSON_INSERT else _PG_LOAD_TYPES.get(c, 'text')}" for c in INSERT_COLUMNS
-        )
+        if conflict != "ignore":
+            ids: list[int | None] = [
+                int(r[0])
+                for r in raw.execute(
+                    "SELECT nextval(pg_get_serial_sequence('job', 'id')) FROM generate_series(1, %s)",
+                    (len(jobs),),
+                ).fetchall()
+            ]
+            try:
+                with raw.cursor() as cur, cur.copy(f"COPY job (id, {_COLS}) FROM STDIN") as cp:
+                    for id_, j in zip(ids, jobs, strict=True):
+                        cp.write_row((id_, *job_to_row(j)))
+            except Exception as e:  # psycopg.errors.UniqueViolation
+                if type(e).__name__ == "UniqueViolation":
+                    raise DuplicateJobError(
+                        f"bulk insert: {e} (pass conflict='ignore' to skip duplicates)"
+                    ) from None
+                raise
+            return ids
+        cols = ", ".join(f"{c} {_PG_LOAD_TYPES.get(c, 'text')}" for c in INSERT_COLUMNS)
         raw.execute(f"CREATE TEMP TABLE IF NOT EXISTS cc_job_load (ord bigint, {cols}) ON COMMIT DROP")
         with raw.cursor() as cur, cur.copy(f"COPY cc_job_load (ord, {_COLS}) FROM STDIN") as cp:
             for i, j in enumerate(jobs):
                 cp.write_row((i, *job_to_row(j)))
         select_list = ", ".join(f"{c}::jsonb" if c in _JSON_INSERT else c for c in INSERT_COLUMNS)
-        on_conflict = " ON CONFLICT DO NOTHING" if conflict == "ignore" else ""
-        try:
-            sql = f"INSERT INTO job ({_COLS}) SELECT {select_list} FROM cc_job_load ORDER BY ord"  # noqa: S608
-            rows = raw.execute(sql + on_conflict + " RETURNING id, job_id, cluster, start_time").fetchall()
-        except Exception as e:  # psycopg.errors.UniqueViolation
-            if type(e).__name__ == "UniqueViolation":
-                raise DuplicateJobError(
-                    f"bulk insert: {e} (pass conflict='ignore' to skip duplicates)"
-                ) from None
-            raise
+        sql = f"INSERT INTO job ({_COLS}) SELECT {select_list} FROM cc_job_load ORDER BY ord"  # noqa: S608
+        rows = raw.execute(
+            sql + " ON CONFLICT DO NOTHING RETURNING id, job_id, cluster, start_time"
+        ).fetchall()
         raw.execute("DROP TABLE IF EXISTS cc_job_load")
         by_key = {(r[1], r[2], r[3]): int(r[0]) for r in rows}
         out: list[int | None] = []
@@ -838,6 +939,38 @@ class JobRepository:
             limiter=limiter,
         )
 
+    @contextlib.contextmanager
+    def bulk_loader(
+        self, *, conflict: str = "error", defer_indexes: bool = True, batch_size: int = 20_000
+    ) -> Iterator[Callable[[Iterable[Job]], list[int | None]]]:
+        """For loads that arrive in batches (``init-db`` walking an archive): drop the job indexes
+        once, insert every batch with the returned function (one transaction each), re-create the
+        indexes and ANALYZE at the end — also when the load fails. If the process dies half-way, the
+        next `Database` open re-creates the missing indexes.
+
+        ::
+
+            with db.jobs.bulk_loader() as load:
+                for batch in batches:
+                    ids = load(batch)
+        """
+        if defer_indexes:
+            self.db.write_sync(self.drop_job_indexes)
+
+        def load(jobs: Iterable[Job]) -> list[int | None]:
+            return self.bulk_insert_sync(jobs, conflict=conflict, batch_size=batch_size, defer_indexes=False)
+
+        try:
+            yield load
+        finally:
+            if defer_indexes:
+
+                def rebuild(conn: Connection) -> None:
+                    self.create_job_indexes(conn)
+                    conn.exec_driver_sql("ANALYZE")
+
+                self.db.write_sync(rebuild)
+
     def flush_sync(self) -> None:
         """Delete all jobs, tags and their links (upstream's Flush, used by ``init-db``)."""
 
@@ -895,10 +1028,14 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _dialect(name: str) -> Any:
-    from cc_core.db.filters import SqlDialect
-
-    return SqlDialect(name)
+@functools.cache
+def _select_sql(dialect: str, with_metadata: bool) -> str:
+    """The job column list as SQL text (JSONB as text on PostgreSQL), in `JOB_COLUMN_NAMES` order."""
+    names = JOB_COLUMN_NAMES + (("meta_data",) if with_metadata else ())
+    pg = dialect == "postgresql"
+    return ", ".join(
+        f"CAST(job.{n} AS TEXT) AS {n}" if pg and n in JSON_COLUMNS else f"job.{n}" for n in names
+    )
 
 
 def _int(value: Any, what: str) -> int:

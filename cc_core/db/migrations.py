@@ -594,9 +594,19 @@ def prepare(db: Database, *, check_version: bool, create: bool) -> SchemaVersion
         if v.empty and create:
             s.step(create_schema)
             return current_version()
-    if check_version:
-        check_servable(v, where=str(db.path or "database"))
+        if check_version:
+            check_servable(v, where=str(db.path or "database"))
+            s.step(_restore_missing_indexes)
     return v
+
+
+def _restore_missing_indexes(ctx: MigrationContext) -> None:
+    """Re-create any of our indexes that is missing (a bulk load with deferred indexes that died)."""
+    present = set(ctx.plain_indexes(INDEXED_TABLES))
+    for d in T.ALL_INDEXES:
+        if d.name not in present:
+            log.warning("index %s is missing (interrupted bulk load?); re-creating it", d.name)
+            ctx.execute(d.create_sql())
 
 
 def check_servable(v: SchemaVersion, *, where: str = "database") -> None:

@@ -18,7 +18,7 @@ from cc_core.auth.user import User
 from cc_core.db import tables as T
 from cc_core.db.convert import json_text
 from cc_core.db.errors import InvalidInputError, NodeNotFoundError, PermissionDeniedError
-from cc_core.db.filters import PageRequest, SqlDialect, StringInput, _string, check_page
+from cc_core.db.filters import PageRequest, Sql, StringInput, check_page, string_condition
 
 _enc = msgspec.json.Encoder()
 _dec = msgspec.json.Decoder()
@@ -92,22 +92,19 @@ def latest_state() -> ColumnElement[bool]:
 
 
 def _node_conditions(filters: Sequence[NodeFilter] | None, dialect: str) -> list[ColumnElement[bool]]:
-    d = SqlDialect(dialect)
-    out: list[ColumnElement[bool] | None] = []
+    q = Sql(dialect)
     for f in filters or ():
         if f.cluster is not None:
-            out.append(_string(T.node.c.cluster, f.cluster, d))
+            q.add(string_condition(q, "node.cluster", f.cluster))
         if f.sub_cluster is not None:
-            out.append(_string(T.node.c.subcluster, f.sub_cluster, d))
+            q.add(string_condition(q, "node.subcluster", f.sub_cluster))
         if f.hostname is not None:
-            out.append(_string(T.node.c.hostname, f.hostname, d))
+            q.add(string_condition(q, "node.hostname", f.hostname))
         if f.scheduler_state is not None:
-            _state(f.scheduler_state)
-            out.append(T.node_state.c.node_state == f.scheduler_state)
+            q.add(f"node_state.node_state = {q.bind(_state(f.scheduler_state))}")
         if f.health_state is not None:
-            _health(f.health_state)
-            out.append(T.node_state.c.health_state == f.health_state)
-    return [c for c in out if c is not None]
+            q.add(f"node_state.health_state = {q.bind(_health(f.health_state))}")
+    return [q.clause()] if q.parts else []
 
 
 def _state(value: str) -> str:

@@ -58,18 +58,20 @@ def _error_response(status: int, message: str, code: str) -> Response[bytes]:
 
 
 async def default_authenticate(request: Request[Any, Any, Any]) -> User:
-    """The session's user (put in ``scope["cc_user"]`` by the session middleware), else the API token's.
+    """The user the app's route-group guard resolved (``scope["cc_user"]``), else an API token first and
+    then the login session (`cc_core.api.auth.secured_user`), as upstream's ``/query``.
 
-    Upstream's ``/query`` accepts both; a token with any roles is enough here (the resolvers apply the
-    role rules), unlike ``/api`` which requires the ``api`` role.
+    A token with any roles is enough here (the resolvers apply the role rules), unlike ``/api`` which
+    requires the ``api`` role.
     """
     user = request.scope.get("cc_user")  # type: ignore[typeddict-item]
     if isinstance(user, User):
         return user
-    token_auth = request.app.state.get("token_auth")
-    if token_auth is not None and token_auth.token_from(request):
-        return token_auth.user_from(request)  # type: ignore[no-any-return]
-    raise NotAuthorizedException("authentication required: log in, or send an API token")
+    if request.app.state.get("token_auth") is None:
+        raise NotAuthorizedException("authentication required: log in, or send an API token")
+    from cc_core.api.auth import secured_user
+
+    return await secured_user(request)
 
 
 def _services_from_state(request: Request[Any, Any, Any]) -> GraphQLServices:

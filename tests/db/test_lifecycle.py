@@ -106,6 +106,54 @@ def test_start_with_tags_checks_scope(db: Database) -> None:
     assert run(db.jobs.count, ADMIN, None) == 2  # nothing of the refused starts was stored
 
 
+def test_concurrent_starts_share_commits_not_failures(db: Database) -> None:
+    """Group commit: concurrent starts go into shared transactions, each job in its own savepoint."""
+
+    async def main() -> dict[int, object]:
+        results: dict[int, object] = {}
+
+        async def one(i: int) -> None:
+            try:
+                results[i] = await db.jobs.start(make_job(i % 30 + 1, start=NOW - 100))
+            except DuplicateJobError as e:
+                results[i] = e
+
+        async with anyio.create_task_group() as tg:
+            for i in range(45):
+                tg.start_soon(one, i)
+        return results
+
+    results = anyio.run(main)
+    started = [r for r in results.values() if isinstance(r, Job)]
+    assert len(started) == 30 and sum(isinstance(r, DuplicateJobError) for r in results.values()) == 15
+    page = run(db.jobs.list, ADMIN, None, ALL)
+    assert sorted(j.id for j in page.items) == sorted(j.id for j in started)
+    assert sorted(j.job_id for j in page.items) == list(range(1, 31))
+
+
+def test_cancelled_start_is_not_inserted_later(sqlite_db: Database) -> None:
+    db = sqlite_db
+
+    async def main() -> None:
+        scope = anyio.CancelScope()
+
+        async def waiter() -> None:
+            with scope:
+                await db.jobs.start(make_job(1))  # queued behind the running batch, then cancelled
+
+        async with anyio.create_task_group() as tg:
+            await db.jobs._start_lock.acquire()  # another batch is being written
+            tg.start_soon(waiter)
+            await anyio.sleep(0.05)
+            scope.cancel()
+            await anyio.sleep(0.01)
+            db.jobs._start_lock.release()
+        await db.jobs.start(make_job(2))
+
+    anyio.run(main)
+    assert [j.job_id for j in run(db.jobs.list, ADMIN, None, ALL).items] == [2]
+
+
 def test_stop_checks_in_upstream_order(db: Database) -> None:
     job = run(db.jobs.start, make_job(5, start=NOW - 3600))
     with pytest.raises(JobNotFoundError) as nf:
@@ -286,6 +334,25 @@ def test_bulk_insert_with_deferred_indexes(db: Database) -> None:
     assert {d.name for d in T.JOB_INDEXES} <= names
     run(db.jobs.flush)
     assert run(db.jobs.count, ADMIN, None) == 0 and run(db.tags.visible, ADMIN) == []
+
+
+def test_bulk_loader_in_batches(db: Database) -> None:
+    from cc_core.db import tables as T
+    from tests.db.test_schema_migrations import describe_schema
+
+    db.jobs.flush_sync()
+    with db.jobs.bulk_loader() as load:
+        ids = load([make_job(i, job_state="completed", start=NOW - i) for i in range(1, 401)])
+        ids += load(
+            [
+                make_job(i, job_state="completed", start=NOW - i, tags=[Tag(type="a", name="b")])
+                for i in range(401, 801)
+            ]
+        )
+    assert len(ids) == 800 and None not in ids
+    assert run(db.jobs.count, ADMIN, [JobFilter(tags=[run(db.tags.visible, ADMIN)[0].id])]) == 400
+    db.close_sync()
+    assert set(describe_schema(db.url)["job"]["indexes"]) == {d.name for d in T.JOB_INDEXES}
 
 
 def test_out_of_memory_state_is_storable(db: Database) -> None:

@@ -390,3 +390,12 @@ def test_upstream_database_reverts_to_v10_and_back(upstream_copy: Path) -> None:
         assert migrate(db, backup=False).after.is_current
     with Database(upstream_copy) as db:
         assert anyio.run(lambda: db.jobs.count(ADMIN, None)) == 544
+
+
+def test_missing_indexes_are_restored_on_open(db_url: str) -> None:
+    """A bulk load with deferred indexes that died leaves the job table without indexes."""
+    with Database(db_url) as db:
+        db.write_sync(lambda c: [c.exec_driver_sql(d.drop_sql()) for d in T.JOB_INDEXES])
+    with Database(db_url) as db:
+        pass
+    assert set(describe_schema(db_url)["job"]["indexes"]) == {d.name for d in T.JOB_INDEXES}

@@ -32,7 +32,8 @@ class _GraphQLPlugin:
 
     @hookimpl
     def litestar_plugins(self, context):  # type: ignore[no-untyped-def]
-        return [Contribution(route_handlers=[graphql_router(**self.kw)])]
+        # Mounted beside the app's own /query, so these tests choose their services and limits.
+        return [Contribution(route_handlers=[graphql_router(path="/t", **self.kw)])]
 
 
 def _client(tmp_path: Path, **router_kw: Any) -> TestClient[Any]:
@@ -50,7 +51,7 @@ def _post(c: TestClient[Any], body: Any, token: str | None = None, **headers: st
     h = {"content-type": "application/json", **headers}
     if token:
         h["Authorization"] = f"Bearer {token}"
-    return c.post("/query", content=body if isinstance(body, bytes) else json.dumps(body), headers=h)
+    return c.post("/t/query", content=body if isinstance(body, bytes) else json.dumps(body), headers=h)
 
 
 def test_query_with_api_token(tmp_path: Path) -> None:
@@ -79,10 +80,10 @@ def test_authentication_is_required(tmp_path: Path) -> None:
 def test_post_only_json_only_and_bad_bodies(tmp_path: Path) -> None:
     tok = _token(["user"])
     with _client(tmp_path) as c:
-        r = c.get("/query", params={"query": "{ tags { id } }"}, headers={"Authorization": f"Bearer {tok}"})
+        r = c.get("/t/query", params={"query": "{ tags { id } }"}, headers={"Authorization": f"Bearer {tok}"})
         assert r.status_code == 405
         r = c.post(
-            "/query",
+            "/t/query",
             content="query={tags{id}}",
             headers={"Authorization": f"Bearer {tok}", "content-type": "application/x-www-form-urlencoded"},
         )
@@ -105,7 +106,7 @@ def test_cross_site_post_is_blocked(tmp_path: Path) -> None:
 @pytest.mark.parametrize("dev", [False, True])
 def test_graphiql_only_in_dev_mode(tmp_path: Path, dev: bool) -> None:
     with _client(tmp_path, dev=dev) as c:
-        r = c.get("/playground")
+        r = c.get("/t/playground")
         assert r.status_code == (200 if dev else 404)
         if dev:
             assert "GraphiQL" in r.text

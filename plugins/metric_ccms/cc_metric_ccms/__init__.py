@@ -1,15 +1,45 @@
 """cc-metric-store for ClusterCockpit: the embedded store (default), standalone server and HTTP client.
 
 Kinds: ``cc-metric-store-internal`` (the ``metric-store`` section) and ``cc-metric-store``
-(``metric-store-external`` entries). Importing this module is cheap; backends load on registration.
+(``metric-store-external`` entries). Routes: ``/api/write``, ``/api/free``, ``/api/debug`` when the
+embedded store is configured. Command: ``clustercockpit metric-store serve``. Importing this module is
+cheap; backends, routes and commands load when their hook is called.
 """
+
+from __future__ import annotations
+
+from typing import Any
 
 from cc_core.hookspecs import hookimpl
 
 
 @hookimpl
 def register_metric_backends(register):  # type: ignore[no-untyped-def]
-    from cc_metric_ccms.config import ExternalStore, InternalStore
+    from cc_metric_ccms.backend import InternalStore
+    from cc_metric_ccms.client import ExternalStore
 
     register(InternalStore)
     register(ExternalStore)
+
+
+@hookimpl
+def litestar_plugins(context):  # type: ignore[no-untyped-def]
+    """The embedded store's ingest routes, behind the metric-store guard (contract §1.1, §1.4)."""
+    if context.section("$.metric-store") is None:
+        return None
+    from cc_core.api.auth import metric_store_guard
+    from cc_core.web import Contribution
+    from cc_metric_ccms.api import ingest_handlers
+    from cc_metric_ccms.backend import SERVICE_NAME
+
+    def get_store() -> Any:
+        return context.services.get(SERVICE_NAME)
+
+    return [Contribution(route_handlers=ingest_handlers(get_store, [metric_store_guard]))]
+
+
+@hookimpl
+def register_cli_commands(cli):  # type: ignore[no-untyped-def]
+    from cc_metric_ccms.server import metric_store_group
+
+    cli.add_command(metric_store_group)

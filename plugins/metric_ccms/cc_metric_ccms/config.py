@@ -5,7 +5,6 @@ from __future__ import annotations
 import msgspec
 
 from cc_core.config import parse_duration
-from cc_core.plugins import PendingBackend
 
 
 class _S(msgspec.Struct, rename="kebab", forbid_unknown_fields=True, omit_defaults=True):
@@ -62,20 +61,16 @@ class InternalStoreConfig(_S):
 
 
 class ExternalStoreConfig(_S):
+    """A ``metric-store-external`` entry of kind ``cc-metric-store`` (upstream's keys, plus ``timeout``)."""
+
     scope: str
     url: str
     token: str = ""
+    # Ours: seconds per HTTP request (upstream hard-codes 10 s).
+    timeout: float = 10.0
 
-
-class InternalStore(PendingBackend):
-    """The embedded metric store (metric issue)."""
-
-    kind = "cc-metric-store-internal"
-    Config = InternalStoreConfig
-
-
-class ExternalStore(PendingBackend):
-    """Client of an external cc-metric-store (metric issue)."""
-
-    kind = "cc-metric-store"
-    Config = ExternalStoreConfig
+    def __post_init__(self) -> None:
+        if not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"`url` must start with http:// or https://, got {self.url!r}")
+        if self.timeout <= 0:
+            raise ValueError("`timeout` must be > 0 seconds")

@@ -289,6 +289,35 @@ def load_node_data(
     return out
 
 
+def build_node_queries(
+    cluster: Any, subcluster: str, host: str, metrics: Sequence[str] | None, scopes: Sequence[str]
+) -> tuple[list[ScopeQuery], dict[str, Any]]:
+    """Scope queries for every hardware thread / accelerator of one node's topology (the node list's
+    view of a host), and the metric configs of its subcluster."""
+    sub = subcluster or cluster.subcluster_for_node(host) or ""
+    topo = _topology(cluster, sub)
+    configs = metric_configs(cluster, sub)
+    names = list(configs) if metrics is None else [m for m in metrics if m in configs]
+    queries: list[ScopeQuery] = []
+    for metric in names:
+        native = configs[metric].scope or "node"
+        if native == "accelerator" and not topo.accelerators:
+            continue
+        handled: set[str] = set()
+        for requested in scopes or ("node",):
+            eff = coarser(native, requested)
+            if eff in handled:
+                continue
+            handled.add(eff)
+            qs = build_scope_queries(native, requested, metric, host, topo, topo.node, topo.accelerators)
+            if qs is None:
+                raise ScopeError(
+                    f"unsupported scope transformation: native-scope={native}, requested-scope={requested}"
+                )
+            queries.extend(qs)
+    return queries, configs
+
+
 def load_node_list_data(
     store: MetricStore,
     cluster: Any,
@@ -304,27 +333,7 @@ def load_node_list_data(
     hardware thread / accelerator of the node's topology."""
     out: dict[str, JobData] = {}
     for host in nodes:
-        sub = subcluster or cluster.subcluster_for_node(host) or ""
-        topo = _topology(cluster, sub)
-        configs = metric_configs(cluster, sub)
-        names = list(configs) if metrics is None else [m for m in metrics if m in configs]
-        queries: list[ScopeQuery] = []
-        for metric in names:
-            native = configs[metric].scope or "node"
-            if native == "accelerator" and not topo.accelerators:
-                continue
-            handled: set[str] = set()
-            for requested in scopes or ("node",):
-                eff = coarser(native, requested)
-                if eff in handled:
-                    continue
-                handled.add(eff)
-                qs = build_scope_queries(native, requested, metric, host, topo, topo.node, topo.accelerators)
-                if qs is None:
-                    raise ScopeError(
-                        f"unsupported scope transformation: native-scope={native}, requested-scope={requested}"
-                    )
-                queries.extend(qs)
+        queries, configs = build_node_queries(cluster, subcluster, host, metrics, scopes)
         data = _assemble(store, cluster.name, configs, queries, start, stop, resolution, None)
         if data:
             out[host] = data

@@ -5,6 +5,6 @@ from cc_core.hookspecs import hookimpl
 
 @hookimpl
 def register_metric_backends(register):  # type: ignore[no-untyped-def]
-    from cc_metric_prometheus.config import Backend
+    from cc_metric_prometheus.backend import PrometheusBackend
 
-    register(Backend)
+    register(PrometheusBackend)
