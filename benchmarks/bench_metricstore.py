@@ -351,13 +351,18 @@ def _wait(what: str, ready: Any, proc: Any, log: Path, timeout: float = 60) -> N
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"{what} exited: {log.read_text()[-2000:]}")
-        try:
-            if ready():
-                return
-        except Exception:  # not listening yet
-            pass
+        if _quietly(ready):
+            return
         time.sleep(0.1)
     raise TimeoutError(what)
+
+
+def _quietly(check: Any) -> bool:
+    """``check()``, False while it raises (the server is not listening yet)."""
+    try:
+        return bool(check())
+    except Exception:
+        return False
 
 
 def _stop(proc: Any) -> None:
@@ -441,22 +446,42 @@ def bench_servers(results: list[Result]) -> None:
             port = _free_port()
             env = {**os.environ, **site.environ, "CC_LOAD_PLUGINS": "metric-ccms,archive-fs"}
             server = _spawn(
-                [sys.executable, "-m", "cc_core", "--config", str(site.config_path), "serve", "--addr", f"127.0.0.1:{port}"],
+                [
+                    sys.executable,
+                    "-m",
+                    "cc_core",
+                    "--config",
+                    str(site.config_path),
+                    "serve",
+                    "--addr",
+                    f"127.0.0.1:{port}",
+                ],
                 root / f"server{run}.log",
                 env,
             )
             base = f"http://127.0.0.1:{port}"
             try:
-                _wait("server", lambda: httpx.get(f"{base}/healthz", trust_env=False).status_code == 200, server, root / f"server{run}.log")
+                _wait(
+                    "server",
+                    lambda base=base: httpx.get(f"{base}/healthz", trust_env=False).status_code == 200,
+                    server,
+                    root / f"server{run}.log",
+                )
                 auth = {"Authorization": f"Bearer {site.token(('api',))}"}
                 _post_all(f"{base}/api/write", warm, auth, 200)
                 dt = _post_all(f"{base}/api/write", measured, auth, 200)
-                results.append(Result(f"HTTP /api/write, 660-line bodies (run {run + 1})", nlines / dt, None, "/s"))
+                results.append(
+                    Result(f"HTTP /api/write, 660-line bodies (run {run + 1})", nlines / dt, None, "/s")
+                )
                 dt = _post_all(f"{base}/api/write", big[1:], auth, 200, concurrency=2)
-                results.append(Result(f"HTTP /api/write, 66,000-line bodies (run {run + 1})", nlines / dt, None, "/s"))
+                results.append(
+                    Result(f"HTTP /api/write, 66,000-line bodies (run {run + 1})", nlines / dt, None, "/s")
+                )
                 if nats_proc is not None:
                     dt = _nats_ingest(nats_url, f"{base}/api/debug", auth, measured)
-                    results.append(Result(f"NATS, 660 lines/message (run {run + 1})", nlines / dt, None, "/s"))
+                    results.append(
+                        Result(f"NATS, 660 lines/message (run {run + 1})", nlines / dt, None, "/s")
+                    )
             finally:
                 _stop(server)
         if nats_proc is not None:
@@ -474,9 +499,21 @@ def bench_servers(results: list[Result]) -> None:
             best[key] = max(best.get(key, 0.0), r.ours)
     influx = {r.name: r.ours for r in results if r.name.startswith("InfluxDB")}
     for key, rate in best.items():
-        ref = influx.get("InfluxDB /write, 660-line bodies" if "660" in key else "InfluxDB /write, 66,000-line bodies")
+        ref = influx.get(
+            "InfluxDB /write, 660-line bodies" if "660" in key else "InfluxDB /write, 66,000-line bodies"
+        )
         if ref:
-            results.append(Result(f"{key}: best, vs InfluxDB", rate, ref, "/s", "≥ 2× InfluxDB", "InfluxDB 1.x", rate >= 2 * ref))
+            results.append(
+                Result(
+                    f"{key}: best, vs InfluxDB",
+                    rate,
+                    ref,
+                    "/s",
+                    "≥ 2× InfluxDB",
+                    "InfluxDB 1.x",
+                    rate >= 2 * ref,
+                )
+            )
 
 
 def _nats_ingest(nats_url: str, debug_url: str, auth: dict[str, str], bodies: list[bytes]) -> float:
@@ -499,7 +536,9 @@ def _nats_ingest(nats_url: str, debug_url: str, auth: dict[str, str], bodies: li
         await nc.publish("bench", sentinel)
         await nc.flush()
         async with httpx.AsyncClient(trust_env=False) as c:
-            while (await c.get(debug_url, params={"selector": "bench:sentinel"}, headers=auth)).status_code != 200:
+            while (
+                await c.get(debug_url, params={"selector": "bench:sentinel"}, headers=auth)
+            ).status_code != 200:
                 await asyncio.sleep(0.01)
         dt = time.perf_counter() - t
         await nc.close()
@@ -539,14 +578,23 @@ bind-address = "127.0.0.1:{rpc_port}"
         proc = _spawn([influxd, "run", "-config", str(conf)], d / "influxd.log")
         base = f"http://127.0.0.1:{http_port}"
         try:
-            _wait("influxd", lambda: httpx.get(f"{base}/ping", trust_env=False).status_code == 204, proc, d / "influxd.log")
+            _wait(
+                "influxd",
+                lambda base=base: httpx.get(f"{base}/ping", trust_env=False).status_code == 204,
+                proc,
+                d / "influxd.log",
+            )
             httpx.post(f"{base}/query", data={"q": "CREATE DATABASE bench"}, trust_env=False)
             url = f"{base}/write?db=bench&precision=ns"
             _post_all(url, warm, {}, 204)
             rate = nlines / _post_all(url, measured, {}, 204)
-            out["InfluxDB /write, 660-line bodies"] = max(out.get("InfluxDB /write, 660-line bodies", 0), rate)
+            out["InfluxDB /write, 660-line bodies"] = max(
+                out.get("InfluxDB /write, 660-line bodies", 0), rate
+            )
             rate = nlines / _post_all(url, big[1:], {}, 204, concurrency=2)
-            out["InfluxDB /write, 66,000-line bodies"] = max(out.get("InfluxDB /write, 66,000-line bodies", 0), rate)
+            out["InfluxDB /write, 66,000-line bodies"] = max(
+                out.get("InfluxDB /write, 66,000-line bodies", 0), rate
+            )
         finally:
             _stop(proc)
     return list(out.items())

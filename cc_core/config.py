@@ -10,6 +10,7 @@ of the class its ``kind`` selects. Every error names the file, the JSON path and
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from pathlib import Path
@@ -17,6 +18,8 @@ from typing import Any
 
 import msgspec
 from dotenv import dotenv_values
+
+log = logging.getLogger(__name__)
 
 # Kinds whose plugin we ship, mapped to the extra that installs it (for "unknown kind" messages).
 KIND_EXTRAS: dict[str, str] = {
@@ -32,6 +35,7 @@ KIND_EXTRAS: dict[str, str] = {
 INTERNAL_METRIC_STORE_KIND = "cc-metric-store-internal"
 DEFAULT_METRIC_BACKEND_KIND = "cc-metric-store"
 CORE_ARCHIVE_KEYS = ("kind", "compression", "retention")
+DEFAULT_INTERNAL_METRIC_STORE: dict[str, Any] = {"retention-in-memory": "48h", "memory-cap": 0}
 
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -326,6 +330,16 @@ class Config(_Section, dict=True):
         section = {k: v for k, v in archive.items() if k not in CORE_ARCHIVE_KEYS}
         out["$.archive"] = _convert_plugin(cls, section, "$.archive", self.source)
 
+        if self.metric_store is None and not self.metric_store_external:
+            # Upstream refuses to start without a metric source. We use the embedded store when its
+            # plugin is installed, and otherwise run without live metric data (archived jobs still load).
+            if registry.get("metric", INTERNAL_METRIC_STORE_KIND) is not None:
+                self.metric_store = dict(DEFAULT_INTERNAL_METRIC_STORE)
+            else:
+                log.warning(
+                    "no metric source configured and the embedded metric store is not installed "
+                    '(pip install "clustercockpit[ccms]"): running jobs will have no metric data'
+                )
         if self.metric_store is not None:
             cls = registry.resolve(
                 "metric", INTERNAL_METRIC_STORE_KIND, path="$.metric-store", file=self.source
@@ -467,9 +481,6 @@ def load_config(
     cfg._meta["retention"] = convert(
         archive.get("retention", {}), Retention, file=source, base_path="$.archive.retention"
     )
-    if cfg.metric_store is None and not cfg.metric_store_external:
-        # Upstream refuses to start without a metric source; we default to the embedded store.
-        cfg.metric_store = {"retention-in-memory": "48h", "memory-cap": 0}
     return cfg
 
 

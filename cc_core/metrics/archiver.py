@@ -50,7 +50,9 @@ class ArchivingError(Exception):
 
 
 def _sub(cluster: Cluster, job: Job) -> SubCluster | None:
-    name = job.sub_cluster or (cluster.subcluster_for_node(job.resources[0].hostname) if job.resources else "")
+    name = job.sub_cluster or (
+        cluster.subcluster_for_node(job.resources[0].hostname) if job.resources else ""
+    )
     return cluster.subcluster(name or "")
 
 
@@ -66,14 +68,18 @@ def compute_footprint(cluster: Cluster, job: Job, stats: dict[str, JobStatistics
         mc = configs.get(name) or cluster.metric(name)
         stat = mc.footprint if mc is not None else ""
         if stat not in ("avg", "min", "max"):
-            log.warning("job %s: metric %s has unknown footprint statistic %r, skipped", job.job_id, name, stat)
+            log.warning(
+                "job %s: metric %s has unknown footprint statistic %r, skipped", job.job_id, name, stat
+            )
             continue
         st = stats.get(name)
         out[f"{name}_{stat}"] = float(getattr(st, stat)) if st is not None else 0.0
     return out
 
 
-def compute_energy(cluster: Cluster, job: Job, stats: dict[str, JobStatistics]) -> tuple[dict[str, float], float]:
+def compute_energy(
+    cluster: Cluster, job: Job, stats: dict[str, JobStatistics]
+) -> tuple[dict[str, float], float]:
     """``({metric: kWh}, total kWh)`` (contract §4): a ``power`` metric contributes
     avg W × nodes × duration h / 1000 rounded to two decimals; an ``energy`` metric 0 (as upstream,
     which has no sum statistic to integrate)."""

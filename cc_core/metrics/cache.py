@@ -30,7 +30,9 @@ class _Entry(Generic[V]):
 class TTLCache(Generic[V]):
     """See the module docstring. ``clock`` is injectable for tests."""
 
-    def __init__(self, max_bytes: int = 128 * 1024 * 1024, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, max_bytes: int = 128 * 1024 * 1024, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.max_bytes = max_bytes
         self.clock = clock
         self._entries: OrderedDict[Hashable, _Entry[V]] = OrderedDict()

@@ -107,9 +107,13 @@ class MetricDispatcher:
             section = context.section(path)
             scope = str(getattr(section, "scope", "") or entry.get("scope") or "*")
             if scope in external:
-                raise ConfigError(f"scope {scope!r} is configured twice", file=config.source, path=f"{path}.scope")
+                raise ConfigError(
+                    f"scope {scope!r} is configured twice", file=config.source, path=f"{path}.scope"
+                )
             external[scope] = kls(section, context)
-        return cls(archive=archive, clusters=clusters, internal=internal, external=external, minimum_points=minimum)
+        return cls(
+            archive=archive, clusters=clusters, internal=internal, external=external, minimum_points=minimum
+        )
 
     # ------------------------------------------------------------------------------ life cycle
 
@@ -242,9 +246,13 @@ class MetricDispatcher:
         try:
             data = await self.archive.load_job_data(job)
         except Exception as e:
-            raise MetricDataError(f"cannot load job {job.job_id} ({job.cluster}) from the archive: {e}") from e
+            raise MetricDataError(
+                f"cannot load job {job.job_id} ({job.cluster}) from the archive: {e}"
+            ) from e
         cluster = self.clusters.cluster(job.cluster) if self.clusters is not None else None
-        native = {mc.name: mc.scope or "node" for mc in cluster.metric_config} if cluster is not None else None
+        native = (
+            {mc.name: mc.scope or "node" for mc in cluster.metric_config} if cluster is not None else None
+        )
         data = jobdata.filter_data(data, metrics, scopes, native)
         jobdata.resample(data, resolution, self.minimum_points)
         return data
@@ -265,7 +273,9 @@ class MetricDispatcher:
         out: dict[str, MetricStatistics] = {}
         for m in names:
             st = (meta.statistics or {}).get(m)
-            out[m] = MetricStatistics(0.0, 0.0, 0.0) if st is None else MetricStatistics(st.avg, st.min, st.max)
+            out[m] = (
+                MetricStatistics(0.0, 0.0, 0.0) if st is None else MetricStatistics(st.avg, st.min, st.max)
+            )
         return out
 
     async def _archived_meta(self, job: Job) -> Job:
@@ -274,7 +284,9 @@ class MetricDispatcher:
         try:
             return await self.archive.load_job_meta(job)
         except Exception as e:
-            raise MetricDataError(f"cannot load job {job.job_id} ({job.cluster}) from the archive: {e}") from e
+            raise MetricDataError(
+                f"cannot load job {job.job_id} ({job.cluster}) from the archive: {e}"
+            ) from e
 
     async def load_scoped_job_stats(
         self, job: Job, metrics: Sequence[str] | None, scopes: Sequence[str] | None
@@ -302,7 +314,9 @@ class MetricDispatcher:
         try:
             stats = dict(await self.archive.load_job_stats(job))
         except Exception as e:
-            raise MetricDataError(f"cannot load job {job.job_id} ({job.cluster}) from the archive: {e}") from e
+            raise MetricDataError(
+                f"cannot load job {job.job_id} ({job.cluster}) from the archive: {e}"
+            ) from e
         if metrics is not None:
             stats = {m: stats[m] for m in metrics if m in stats}
         if scopes is not None:
@@ -322,7 +336,9 @@ class MetricDispatcher:
                         for k, m in enumerate(metrics):
                             per_host = stats.get(m)
                             if per_host:
-                                out[k][i] = sum(float(v.avg) for v in per_host.values()) / max(job.num_nodes, 1)  # type: ignore[arg-type]
+                                out[k][i] = sum(float(v.avg) for v in per_host.values()) / max(
+                                    job.num_nodes, 1
+                                )  # type: ignore[arg-type]
                     else:
                         meta = await self._archived_meta(job)
                         for k, m in enumerate(metrics):

@@ -19,7 +19,14 @@ import numpy as np
 
 from cc_core.metrics.lttb import lttb
 from cc_core.schema.job import JobStatistics
-from cc_core.schema.metrics import JobData, JobMetric, MetricStatistics, Series, StatsSeries, scope_granularity
+from cc_core.schema.metrics import (
+    JobData,
+    JobMetric,
+    MetricStatistics,
+    Series,
+    StatsSeries,
+    scope_granularity,
+)
 from cc_core.schema.units import Unit
 
 #: Metrics with this many series or more get a statistics series (upstream ``maxSeriesSize``).
@@ -195,9 +202,7 @@ def job_statistics(
     return out
 
 
-def combine_node_stats(
-    per_host: Mapping[str, MetricStatistics] | None, num_nodes: int
-) -> MetricStatistics:
+def combine_node_stats(per_host: Mapping[str, MetricStatistics] | None, num_nodes: int) -> MetricStatistics:
     """Job-level statistics of one metric from its per-host statistics (running jobs): avg = Σ / nodes,
     min of minimums, max of maximums, two decimals; zeros when no host has data (as upstream)."""
     if not per_host:
@@ -222,10 +227,13 @@ def copy_job_data(data: JobData) -> JobData:
                 unit=jm.unit,
                 timestep=jm.timestep,
                 series=[
-                    Series(s.hostname, np.array(s.data, dtype=np.float64), s.statistics, s.id) for s in jm.series
+                    Series(s.hostname, np.array(s.data, dtype=np.float64), s.statistics, s.id)
+                    for s in jm.series
                 ],
                 statistics_series=None
                 if ss is None
-                else StatsSeries(ss.mean.copy(), ss.median.copy(), ss.min.copy(), ss.max.copy(), ss.percentiles),
+                else StatsSeries(
+                    ss.mean.copy(), ss.median.copy(), ss.min.copy(), ss.max.copy(), ss.percentiles
+                ),
             )
     return out

@@ -56,7 +56,14 @@ TOPOLOGY: dict[str, Any] = {
 CORES_OF_SOCKET = {0: [0, 1], 1: [2, 3]}
 
 METRICS: list[dict[str, Any]] = [
-    {"name": "cpu_load", "scope": "node", "aggregation": "avg", "timestep": STEP, "unit": {"base": ""}, "footprint": "avg"},
+    {
+        "name": "cpu_load",
+        "scope": "node",
+        "aggregation": "avg",
+        "timestep": STEP,
+        "unit": {"base": ""},
+        "footprint": "avg",
+    },
     {
         "name": "flops_any",
         "scope": "hwthread",
@@ -65,9 +72,29 @@ METRICS: list[dict[str, Any]] = [
         "unit": {"base": "F/s", "prefix": "G"},
         "footprint": "avg",
     },
-    {"name": "mem_bw", "scope": "socket", "aggregation": "sum", "timestep": STEP, "unit": {"base": "B/s", "prefix": "G"}},
-    {"name": "mem_used", "scope": "node", "aggregation": "", "timestep": STEP, "unit": {"base": "B", "prefix": "G"}, "footprint": "max"},
-    {"name": "cpu_power", "scope": "socket", "aggregation": "sum", "timestep": STEP, "unit": {"base": "W"}, "energy": "power"},
+    {
+        "name": "mem_bw",
+        "scope": "socket",
+        "aggregation": "sum",
+        "timestep": STEP,
+        "unit": {"base": "B/s", "prefix": "G"},
+    },
+    {
+        "name": "mem_used",
+        "scope": "node",
+        "aggregation": "",
+        "timestep": STEP,
+        "unit": {"base": "B", "prefix": "G"},
+        "footprint": "max",
+    },
+    {
+        "name": "cpu_power",
+        "scope": "socket",
+        "aggregation": "sum",
+        "timestep": STEP,
+        "unit": {"base": "W"},
+        "energy": "power",
+    },
 ]
 METRIC_NAMES = [m["name"] for m in METRICS]
 
@@ -188,7 +215,9 @@ class MetricDataset:
                     out.append(SampleSeries(metric, host, typ, None if u is None else str(u), ts, vals))
         return out
 
-    def line_protocol(self, *, fresh: bool = False, with_fresh: bool = False, cluster_tag: bool = True) -> bytes:
+    def line_protocol(
+        self, *, fresh: bool = False, with_fresh: bool = False, cluster_tag: bool = True
+    ) -> bytes:
         """cc-metric-collector's line protocol of `series` (timestamps in seconds); ``with_fresh`` adds
         the fresh samples after the job's."""
         lines: list[str] = []
@@ -300,7 +329,9 @@ class MetricBackendContract:
 
     @pytest.fixture(scope="class")
     @classmethod
-    def env(cls, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ContractEnv]:
+    def env(
+        cls, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    ) -> Iterator[ContractEnv]:
         """One backend with the dataset for the whole class (built by an instance of the class)."""
         suite = cls()
         suite.fixtures = {name: request.getfixturevalue(name) for name in cls.FIXTURES}
@@ -413,7 +444,9 @@ class MetricBackendContract:
             for metric, items in data[host].items():
                 assert len(items) == 1 and len(items[0].series) == 1
                 np.testing.assert_array_equal(np.asarray(items[0].series[0].data), ds.node(metric, hi))
-        everything = env.run(env.backend.load_node_data(CLUSTER, ["cpu_load"], None, ["node"], ds.t0, ds.stop))
+        everything = env.run(
+            env.backend.load_node_data(CLUSTER, ["cpu_load"], None, ["node"], ds.t0, ds.stop)
+        )
         assert set(ds.hosts) <= set(everything)
 
     def test_load_node_list_data(self, env: ContractEnv) -> None:
@@ -428,7 +461,9 @@ class MetricBackendContract:
         cores = _by_host(host["flops_any"]["core"].series)
         assert set(cores) == {(ds.hosts[0], str(c)) for c in range(4)}
         np.testing.assert_array_equal(np.asarray(cores[(ds.hosts[0], "2")].data), ds.core(0, 2))
-        np.testing.assert_array_equal(np.asarray(host["cpu_load"]["node"].series[0].data), ds.node("cpu_load", 0))
+        np.testing.assert_array_equal(
+            np.asarray(host["cpu_load"]["node"].series[0].data), ds.node("cpu_load", 0)
+        )
 
     def test_health_check(self, env: ContractEnv) -> None:
         ds = env.dataset
@@ -443,7 +478,10 @@ class MetricBackendContract:
     def test_unknown_metrics_and_hosts_are_left_out(self, env: ContractEnv) -> None:
         ds = env.dataset
         job = ds.job(
-            resources=[Resource(ds.hosts[0], hwthreads=list(range(8))), Resource(f"{ds.prefix}ghost", hwthreads=[0])],
+            resources=[
+                Resource(ds.hosts[0], hwthreads=list(range(8))),
+                Resource(f"{ds.prefix}ghost", hwthreads=[0]),
+            ],
         )
         data = env.run(env.backend.load_data(job, ["cpu_load", "no_such_metric"], ["node"], 0))
         assert set(data) == {"cpu_load"}

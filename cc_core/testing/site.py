@@ -31,7 +31,11 @@ class Site:
 
     @property
     def environ(self) -> dict[str, str]:
-        return {"JWT_PUBLIC_KEY": self.public_key, "JWT_PRIVATE_KEY": self.private_key, "SESSION_KEY": "x" * 32}
+        return {
+            "JWT_PUBLIC_KEY": self.public_key,
+            "JWT_PRIVATE_KEY": self.private_key,
+            "SESSION_KEY": "x" * 32,
+        }
 
     def config(self) -> Any:
         """The loaded `cc_core.config.Config` (secrets from `environ`, not the process environment)."""
@@ -78,6 +82,8 @@ def make_site(root: Path, clusters: Sequence[Cluster], *, config: dict[str, Any]
             doc[key] = value
     (root / "config.json").write_text(json.dumps(doc, indent=2))
     pub, priv = generate_keypair()
-    (root / ".env").write_text(f'JWT_PUBLIC_KEY="{pub}"\nJWT_PRIVATE_KEY="{priv}"\nSESSION_KEY="{"s" * 32}"\n')
+    (root / ".env").write_text(
+        f'JWT_PUBLIC_KEY="{pub}"\nJWT_PRIVATE_KEY="{priv}"\nSESSION_KEY="{"s" * 32}"\n'
+    )
     initialise_database(root / "var" / "job.db")
     return Site(root, pub, priv)

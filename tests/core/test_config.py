@@ -52,7 +52,14 @@ def test_defaults_without_a_file() -> None:
     cfg = load_config(None, environ={})
     assert cfg.main.addr == "localhost:8080"
     assert cfg.main.db == "./var/job.db"
-    assert cfg.metric_store is not None  # the embedded store is the default metric source
+    assert cfg.metric_store is None
+    # The embedded store becomes the metric source when its plugin is installed ...
+    cfg.validate_plugins(make_plugin_manager(environ={}))
+    assert cfg.plugin_configs["$.metric-store"].retention_in_memory == "48h"
+    # ... and without it the server runs without live metric data instead of refusing to start.
+    bare = load_config(None, environ={})
+    bare.validate_plugins(make_plugin_manager(environ={"CC_DISABLE_PLUGINS": "metric-ccms"}))
+    assert bare.metric_store is None and "$.metric-store" not in bare.plugin_configs
 
 
 def test_missing_file(tmp_path: Path) -> None:

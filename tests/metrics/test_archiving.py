@@ -47,7 +47,9 @@ def test_job_lifecycle_archive_matches_store(app: App) -> None:
     running = app.call(metrics.load_data, job, None, ["node"], 0)
     np.testing.assert_array_equal(running["cpu_load"]["node"].series[0].data, ds.node("cpu_load", 0))
 
-    stopped = app.call(db.jobs.stop, job.job_id, stop_time=ds.stop, cluster=job.cluster, start_time=job.start_time)
+    stopped = app.call(
+        db.jobs.stop, job.job_id, stop_time=ds.stop, cluster=job.cluster, start_time=job.start_time
+    )
     assert stopped.monitoring_status == 1 and stopped.duration == ds.points * 60
     before = app.call(metrics.load_data, stopped, METRIC_NAMES, SCOPES, 0, use_cache=False)
 
@@ -96,7 +98,9 @@ def test_failure_marks_the_job_and_restart_archives_leftovers(app: App) -> None:
     ds = _dataset()
     db, archiver = app.services.db, app.services.archiver
     assert app.client.post("/api/write", content=ds.line_protocol(), headers=app.auth()).status_code == 200
-    bad = app.call(db.jobs.start, ds.job(id=None, job_id=1, cluster="nocluster", job_state="running", duration=0))
+    bad = app.call(
+        db.jobs.start, ds.job(id=None, job_id=1, cluster="nocluster", job_state="running", duration=0)
+    )
     bad = app.call(db.jobs.stop, 1, stop_time=ds.stop, cluster="nocluster")
     app.call(lambda: archiver.enqueue(bad))
     app.call(archiver.join)

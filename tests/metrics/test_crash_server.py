@@ -37,7 +37,18 @@ class Server:
         self.log = log
         with log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "cc_core", "--config", str(site.config_path), "--loglevel", "info", "serve", "--addr", f"127.0.0.1:{self.port}"],
+                [
+                    sys.executable,
+                    "-m",
+                    "cc_core",
+                    "--config",
+                    str(site.config_path),
+                    "--loglevel",
+                    "info",
+                    "serve",
+                    "--addr",
+                    f"127.0.0.1:{self.port}",
+                ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=env,
@@ -83,7 +94,7 @@ def test_sigkill_during_http_ingest_loses_nothing_flushed(site: Site, tmp_path: 
 
     t = threading.Thread(target=ingest)
     t.start()
-    time.sleep(4.0)
+    time.sleep(3.0)
     server.proc.send_signal(signal.SIGKILL)
     killed = time.monotonic()
     server.proc.wait(10)
@@ -97,9 +108,9 @@ def test_sigkill_during_http_ingest_loses_nothing_flushed(site: Site, tmp_path: 
     try:
         n = len(acked)
         query = (
-            "query($from: Time!, $to: Time!) { nodeMetrics(cluster: \"%s\", nodes: [\"h0\", \"h3\"], "
-            "metrics: [\"flops_any\"], from: $from, to: $to) { host metrics { name metric { series { data } } } } }"
-        ) % CLUSTER
+            'query($from: Time!, $to: Time!) { nodeMetrics(cluster: CLUSTER, nodes: ["h0", "h3"], '
+            'metrics: ["flops_any"], from: $from, to: $to) { host metrics { name metric { series { data } } } } }'
+        ).replace("CLUSTER", f'"{CLUSTER}"')
         r = httpx.post(
             f"{again.url}/query",
             json={"query": query, "variables": {"from": _iso(T0), "to": _iso(T0 + 60 * (n + 10))}},
@@ -110,7 +121,9 @@ def test_sigkill_during_http_ingest_loses_nothing_flushed(site: Site, tmp_path: 
         assert r.status_code == 200, r.text
         result = r.json()
         assert "errors" not in result, result
-        nodes = {x["host"]: x["metrics"][0]["metric"]["series"][0]["data"] for x in result["data"]["nodeMetrics"]}
+        nodes = {
+            x["host"]: x["metrics"][0]["metric"]["series"][0]["data"] for x in result["data"]["nodeMetrics"]
+        }
         assert set(nodes) == {"h0", "h3"}
         for host, data in nodes.items():
             assert len(data) >= len(durable), host

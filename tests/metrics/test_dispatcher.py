@@ -42,7 +42,11 @@ def test_routing_follows_upstream_order(tmp_path: Path) -> None:
         ]
         assert d.backend_for("fritz", "x").config.url == "http://c:1"
         assert all(isinstance(b, ExternalStore) for b in d.external.values())
-    site = make_site(tmp_path / "t", [make_cluster()], config={"metric-store": None, "metric-store-external": externals[:1]})
+    site = make_site(
+        tmp_path / "t",
+        [make_cluster()],
+        config={"metric-store": None, "metric-store-external": externals[:1]},
+    )
     with open_app(site) as client:
         d = client.app.state["services"].metrics
         assert d.internal is None
@@ -59,7 +63,9 @@ def test_live_data_cache_and_statistics_series(app: App) -> None:
     d = app.services.metrics
     hosts = [f"big{i}" for i in range(8)]
     body = "\n".join(
-        f"cpu_load,cluster={CLUSTER},hostname={h} value={i + (k % 3)} {T0 + 60 * k}" for i, h in enumerate(hosts) for k in range(30)
+        f"cpu_load,cluster={CLUSTER},hostname={h} value={i + (k % 3)} {T0 + 60 * k}"
+        for i, h in enumerate(hosts)
+        for k in range(30)
     )
     assert app.client.post("/api/write", content=body, headers=app.auth()).status_code == 200
     job = ds.job(resources=[Resource(h) for h in hosts], num_nodes=8, job_state="running", id=5)
@@ -70,8 +76,17 @@ def test_live_data_cache_and_statistics_series(app: App) -> None:
     np.testing.assert_array_equal(jm.statistics_series.max, [7 + k % 3 for k in range(30)])
     np.testing.assert_array_equal(jm.statistics_series.median, [3.5 + k % 3 for k in range(30)])
     assert app.call(d.load_data, job, ["cpu_load"], ["node"], 0) is data  # cached
-    small = job.__class__(**{**{f: getattr(job, f) for f in job.__struct_fields__}, "id": 6, "num_nodes": 2, "resources": [Resource(h) for h in hosts[:2]]})
-    assert app.call(d.load_data, small, ["cpu_load"], ["node"], 0)["cpu_load"]["node"].statistics_series is None
+    small = job.__class__(
+        **{
+            **{f: getattr(job, f) for f in job.__struct_fields__},
+            "id": 6,
+            "num_nodes": 2,
+            "resources": [Resource(h) for h in hosts[:2]],
+        }
+    )
+    assert (
+        app.call(d.load_data, small, ["cpu_load"], ["node"], 0)["cpu_load"]["node"].statistics_series is None
+    )
     d.invalidate(job)
     assert app.call(d.load_data, job, ["cpu_load"], ["node"], 0) is not data
     stats = app.call(d.load_job_stats, job, ["cpu_load", "mem_used"])
@@ -101,8 +116,18 @@ def test_archived_data_is_resampled_filtered_and_gets_a_node_scope(app: App) -> 
         },
     }
     job = Job(
-        job_id=9, user="u", project="p", cluster=CLUSTER, sub_cluster="main", start_time=T0, duration=60 * n,
-        num_nodes=2, resources=[Resource("arc0"), Resource("arc1")], job_state="completed", monitoring_status=3, id=77,
+        job_id=9,
+        user="u",
+        project="p",
+        cluster=CLUSTER,
+        sub_cluster="main",
+        start_time=T0,
+        duration=60 * n,
+        num_nodes=2,
+        resources=[Resource("arc0"), Resource("arc1")],
+        job_state="completed",
+        monitoring_status=3,
+        id=77,
         statistics={"flops_any": JobStatistics(Unit("F/s", "G"), avg=1.5, min=0.25, max=9.0)},
     )
     _archive_job(app, job, data)
@@ -131,7 +156,12 @@ def test_archived_data_is_resampled_filtered_and_gets_a_node_scope(app: App) -> 
 
 
 def test_statistics_series_is_nan_aware() -> None:
-    rows = [np.array([1.0, np.nan, 5.0]), np.array([2.0, np.nan, np.nan]), np.array([3.0, 4.0, np.nan]), np.array([10.0, 1.0])]
+    rows = [
+        np.array([1.0, np.nan, 5.0]),
+        np.array([2.0, np.nan, np.nan]),
+        np.array([3.0, 4.0, np.nan]),
+        np.array([10.0, 1.0]),
+    ]
     ss = jobdata.statistics_series([Series("h", r) for r in rows])
     np.testing.assert_array_equal(ss.min, [1.0, np.nan, np.nan])  # fewer than three values: NaN
     np.testing.assert_array_equal(ss.median, [2.5, np.nan, np.nan])
@@ -148,7 +178,12 @@ def test_add_node_scope_keeps_gaps() -> None:
     data = {
         "mem_bw": {
             "socket": JobMetric(
-                Unit("B/s"), 60, [Series("h", np.array([1.0, np.nan, np.nan]), id="0"), Series("h", np.array([2.0, 3.0, np.nan]), id="1")]
+                Unit("B/s"),
+                60,
+                [
+                    Series("h", np.array([1.0, np.nan, np.nan]), id="0"),
+                    Series("h", np.array([2.0, 3.0, np.nan]), id="1"),
+                ],
             )
         }
     }

@@ -38,7 +38,10 @@ def test_a_bad_line_rejects_the_whole_batch(app: App) -> None:
     r = c.get("/api/debug", params={"selector": f"{CLUSTER}:n2"}, headers=app.auth())
     assert r.status_code == 400  # nothing of the batch was stored: the host does not exist
     # Unknown metrics and path-traversal hosts are dropped, the rest stored.
-    body = _lines("n2", 3) + b"\nno_such_metric,hostname=n2 value=1 1700000040\ncpu_load,hostname=../x value=1 1700000040"
+    body = (
+        _lines("n2", 3)
+        + b"\nno_such_metric,hostname=n2 value=1 1700000040\ncpu_load,hostname=../x value=1 1700000040"
+    )
     assert c.post(f"/api/write?cluster={CLUSTER}", content=body, headers=app.auth()).status_code == 200
     dump = c.get("/api/debug/", params={"selector": f"{CLUSTER}:n2"}, headers=app.auth()).json()
     assert dump["data"]["cpu_load"][0]["len"] == 3
@@ -46,7 +49,10 @@ def test_a_bad_line_rejects_the_whole_batch(app: App) -> None:
 
 def test_written_data_is_served_and_free_releases_it(app: App) -> None:
     c = app.client
-    assert c.post(f"/api/write?cluster={CLUSTER}", content=_lines("n3", 30), headers=app.auth()).status_code == 200
+    assert (
+        c.post(f"/api/write?cluster={CLUSTER}", content=_lines("n3", 30), headers=app.auth()).status_code
+        == 200
+    )
     job = Job(
         job_id=1,
         user="u",
@@ -70,7 +76,9 @@ def test_written_data_is_served_and_free_releases_it(app: App) -> None:
 
 def test_large_bodies_are_parsed_off_the_event_loop(app: App) -> None:
     n = 40_000  # ~1.4 MB: above the worker-thread threshold
-    body = "\n".join(f"cpu_load,hostname=h{k % 400} value=1 {T0 + 60 * (k // 400)}" for k in range(n)).encode()
+    body = "\n".join(
+        f"cpu_load,hostname=h{k % 400} value=1 {T0 + 60 * (k // 400)}" for k in range(n)
+    ).encode()
     r = app.client.post(f"/api/write?cluster={CLUSTER}", content=body, headers=app.auth())
     assert r.status_code == 200
     store = app.services.context.services["metric_store"]

@@ -42,7 +42,8 @@ def test_nats_subscription_ingests_and_survives_bad_messages(nats_server: NatsSe
             nc = await nats.connect(nats_server.url)
             for k in range(50):  # 50 messages of 8 lines, one per hardware thread
                 lines = "\n".join(
-                    f"flops_any,hostname=nats1,type=hwthread,type-id={c} value={k} {T0 + 60 * k}" for c in range(8)
+                    f"flops_any,hostname=nats1,type=hwthread,type-id={c} value={k} {T0 + 60 * k}"
+                    for c in range(8)
                 )
                 await nc.publish("ccmetrics", lines.encode())
             await nc.publish("ccmetrics", b"flops_any,hostname=nats2 value=oops 1700000040")

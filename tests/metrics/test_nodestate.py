@@ -47,11 +47,22 @@ def test_node_states_with_health(app: App) -> None:
     c = app.client
     ok = c.post(f"/api/write?cluster={CLUSTER}", content=_fresh("n1", METRIC_NAMES), headers=app.auth())
     assert ok.status_code == 200
-    assert c.post(f"/api/write?cluster={CLUSTER}", content=_fresh("n2", ["cpu_load"]), headers=app.auth()).status_code == 200
+    assert (
+        c.post(
+            f"/api/write?cluster={CLUSTER}", content=_fresh("n2", ["cpu_load"]), headers=app.auth()
+        ).status_code
+        == 200
+    )
     body = {
         "cluster": CLUSTER,
         "nodes": [
-            {"hostname": "n1", "states": ["allocated"], "cpusAllocated": 8, "memoryAllocated": 1024, "jobsRunning": 1},
+            {
+                "hostname": "n1",
+                "states": ["allocated"],
+                "cpusAllocated": 8,
+                "memoryAllocated": 1024,
+                "jobsRunning": 1,
+            },
             {"hostname": "n2", "states": ["idle"]},
             {"hostname": "n3", "states": ["idle"]},
             {"hostname": "n4", "states": ["down", "idle"]},
@@ -68,7 +79,9 @@ def test_node_states_with_health(app: App) -> None:
         "n4": ("down", "full"),  # down nodes are not checked
     }
     node = app.call(app.services.db.nodes.get, "n2", CLUSTER, with_meta=True)
-    assert sorted(node.health_data["missing"] + node.health_data["degraded"]) == sorted(set(METRIC_NAMES) - {"cpu_load"})
+    assert sorted(node.health_data["missing"] + node.health_data["degraded"]) == sorted(
+        set(METRIC_NAMES) - {"cpu_load"}
+    )
     # PUT is the same; /api/healthcheck too, behind the metric-store guard.
     assert c.put("/api/nodestate", json=body, headers=app.auth()).status_code == 200
     assert c.post("/api/healthcheck", json=body, headers=app.auth(("user", "api"))).status_code == 200

@@ -204,8 +204,8 @@ class HealthCheckRequest(msgspec.Struct, forbid_unknown_fields=True):
 class HealthCheckResult(msgspec.Struct):
     """cc-metric-store's per-node answer (Go field names, no JSON tags upstream)."""
 
-    State: str  # noqa: N815
-    HealthMetrics: str = ""  # noqa: N815
+    State: str
+    HealthMetrics: str = ""
 
 
 # ------------------------------------------------------------------------------------ handlers

@@ -59,7 +59,9 @@ def _api_queries(qs: Sequence[ScopeQuery], resolution: int) -> list[_Sent]:
         if q.type is None:
             out.append(_Sent(APIQuery(q.metric, q.hostname, resolution=resolution), q, None))
         elif q.aggregate:
-            api = APIQuery(q.metric, q.hostname, type=q.type, type_ids=q.type_ids, aggreg=True, resolution=resolution)
+            api = APIQuery(
+                q.metric, q.hostname, type=q.type, type_ids=q.type_ids, aggreg=True, resolution=resolution
+            )
             out.append(_Sent(api, q, q.series_id))
         else:
             for tid in q.type_ids:
@@ -146,9 +148,7 @@ class ExternalStore:
         except (msgspec.DecodeError, msgspec.ValidationError) as e:
             raise MetricStoreError(f"{self.base_url}: invalid query response: {e}") from None
         if len(resp.results) != len(sent) and for_all_nodes is None:
-            raise MetricStoreError(
-                f"{self.base_url}: {len(resp.results)} results for {len(sent)} queries"
-            )
+            raise MetricStoreError(f"{self.base_url}: {len(resp.results)} results for {len(sent)} queries")
         return resp
 
     def _cluster(self, name: str) -> Any:

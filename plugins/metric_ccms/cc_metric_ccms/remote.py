@@ -104,7 +104,12 @@ class ScratchStoreBackend:
         return [by_name[n] for n in dict.fromkeys(names) if n in by_name]
 
     async def _scratch(
-        self, cluster: Cluster, names: Iterable[str] | None, hosts: Sequence[str] | None, start: int, stop: int
+        self,
+        cluster: Cluster,
+        names: Iterable[str] | None,
+        hosts: Sequence[str] | None,
+        start: int,
+        stop: int,
     ) -> MetricStore:
         configs = self._configs(cluster, names)
         fetched = await self.fetch(cluster, configs, hosts, start, stop) if configs else []

@@ -40,7 +40,12 @@ class StandaloneServer:
         self.site = site
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, **site.environ, "CC_LOAD_PLUGINS": "metric-ccms,archive-fs", "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            **site.environ,
+            "CC_LOAD_PLUGINS": "metric-ccms,archive-fs",
+            "PYTHONUNBUFFERED": "1",
+        }
         self._log = log.open("wb")
         self.proc = subprocess.Popen(
             [
@@ -133,7 +138,11 @@ def test_standalone_requires_a_valid_token(standalone: StandaloneServer) -> None
     # Roles are not checked (cc-metric-store accepts any token signed with the site key).
     tok = standalone.site.token(["user"])
     r = httpx.request(
-        "GET", url, content=b'{"cluster": "ctest", "from": 0, "to": 1}', headers={"Authorization": f"Bearer {tok}"}, trust_env=False
+        "GET",
+        url,
+        content=b'{"cluster": "ctest", "from": 0, "to": 1}',
+        headers={"Authorization": f"Bearer {tok}"},
+        trust_env=False,
     )
     assert r.status_code == 200 and r.json() == {"results": []}
 
@@ -147,7 +156,9 @@ def test_standalone_query_api_matches_cc_metric_store(standalone: StandaloneServ
         for k in range(5)
         for hw in range(8)
     )
-    lines += "\n" + "\n".join(f"cpu_load,cluster=ctest,hostname=n2 value=1.5 {t0 + 60 * k}" for k in range(2, 5))
+    lines += "\n" + "\n".join(
+        f"cpu_load,cluster=ctest,hostname=n2 value=1.5 {t0 + 60 * k}" for k in range(2, 5)
+    )
     r = httpx.post(f"{standalone.url}/api/write/", content=lines, headers=auth, trust_env=False)
     assert r.status_code == 200 and r.content == b""
     bad = "cpu_load,cluster=ctest,hostname=n9 value=1 1700000000\ncpu_load,hostname=n9 value=abc 1700000000"
@@ -175,8 +186,20 @@ def test_standalone_query_api_matches_cc_metric_store(standalone: StandaloneServ
             "to": t0 + 300,
             "with-data": False,
             "queries": [
-                {"metric": "flops_any", "host": "n1", "type": "hwthread", "type-ids": ["0", "4"], "aggreg": True},
-                {"metric": "flops_any", "host": "n1", "type": "hwthread", "type-ids": ["1", "2"], "scale-by": 2},
+                {
+                    "metric": "flops_any",
+                    "host": "n1",
+                    "type": "hwthread",
+                    "type-ids": ["0", "4"],
+                    "aggreg": True,
+                },
+                {
+                    "metric": "flops_any",
+                    "host": "n1",
+                    "type": "hwthread",
+                    "type-ids": ["1", "2"],
+                    "scale-by": 2,
+                },
             ],
         }
     )
@@ -199,12 +222,22 @@ def test_standalone_final_checkpoint_survives_restart(tmp_path: Path) -> None:
             server.wait_ready()
             auth = {"Authorization": f"Bearer {site.token()}"}
             if attempt == 0:
-                assert httpx.post(f"{server.url}/api/write", content=body, headers=auth, trust_env=False).status_code == 200
+                assert (
+                    httpx.post(
+                        f"{server.url}/api/write", content=body, headers=auth, trust_env=False
+                    ).status_code
+                    == 200
+                )
             else:
                 r = httpx.request(
                     "GET",
                     f"{server.url}/api/query",
-                    json={"cluster": "ctest", "from": t0, "to": t0 + 600, "queries": [{"metric": "cpu_load", "host": "n1"}]},
+                    json={
+                        "cluster": "ctest",
+                        "from": t0,
+                        "to": t0 + 600,
+                        "queries": [{"metric": "cpu_load", "host": "n1"}],
+                    },
                     headers=auth,
                     trust_env=False,
                 )

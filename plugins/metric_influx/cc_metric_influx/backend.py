@@ -90,7 +90,9 @@ class InfluxBackend(ScratchStoreBackend):
 
     # ----------------------------------------------------------------------------- InfluxQL
 
-    def statement(self, metric: MetricConfig, cluster: str, hosts: Sequence[str] | None, start: int, stop: int) -> str:
+    def statement(
+        self, metric: MetricConfig, cluster: str, hosts: Sequence[str] | None, start: int, stop: int
+    ) -> str:
         c = self.config
         step = max(int(metric.timestep), 1)
         where = [f"time >= {int(start)}s", f"time < {int(stop)}s"]
@@ -101,8 +103,9 @@ class InfluxBackend(ScratchStoreBackend):
             where.append(f"{ident(c.host_tag)} =~ /^(?:{regex})$/")
         measurement = c.measurements.get(metric.name, metric.name)
         group = ", ".join(ident(t) for t in (c.host_tag, c.type_tag, c.type_id_tag) if t)
+        # Every name is quoted by `ident`, every value by `literal` or the escaped host regex.
         return (
-            f"SELECT mean({ident(c.field)}) FROM {ident(measurement)} WHERE {' AND '.join(where)} "
+            f"SELECT mean({ident(c.field)}) FROM {ident(measurement)} WHERE {' AND '.join(where)} "  # noqa: S608
             f"GROUP BY time({step}s), {group} fill(none)"
         )
 
@@ -140,7 +143,9 @@ class InfluxBackend(ScratchStoreBackend):
         tid = tags.get(c.type_id_tag) or None
         ts = np.fromiter((int(v[0]) for v in s.values), dtype=np.int64, count=len(s.values))
         vals = np.fromiter(
-            (math.nan if v[1] is None else float(v[1]) for v in s.values), dtype=np.float64, count=len(s.values)
+            (math.nan if v[1] is None else float(v[1]) for v in s.values),
+            dtype=np.float64,
+            count=len(s.values),
         )
         return RemoteSeries(metric, host, typ if tid is not None else None, tid, ts, vals)
 

@@ -13,7 +13,13 @@ from cc_metric_influx.backend import InfluxBackend
 from cc_metric_influx.config import InfluxConfig
 
 from cc_core.testing import InfluxServer
-from cc_core.testing.metric_contract import LoopThread, MetricBackendContract, MetricDataset, make_cluster, plugin_context
+from cc_core.testing.metric_contract import (
+    LoopThread,
+    MetricBackendContract,
+    MetricDataset,
+    make_cluster,
+    plugin_context,
+)
 
 pytestmark = pytest.mark.service("influxdb")
 
@@ -57,7 +63,9 @@ def test_configurable_measurement_and_tag_names(influxdb_server: InfluxServer) -
         # flops_any is a hardware-thread metric; core-level rows have no hwthread children, so the
         # node value is the sum over the cores found: (10+k) + (11+k).
         np.testing.assert_array_equal(series.data, [21.0 + 2 * k for k in range(5)])
-        assert "FROM \"memory\"" in backend.statement(make_cluster().metric("flops_any"), "ctest", ["a/b"], 0, 60)  # type: ignore[arg-type]
+        assert 'FROM "memory"' in backend.statement(
+            make_cluster().metric("flops_any"), "ctest", ["a/b"], 0, 60
+        )  # type: ignore[arg-type]
         loop.run(backend.close())
     finally:
         loop.close()

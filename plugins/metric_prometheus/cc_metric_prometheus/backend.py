@@ -41,7 +41,7 @@ class _Matrix(msgspec.Struct):
 
 
 class _Data(msgspec.Struct):
-    resultType: str  # noqa: N815
+    resultType: str
     result: list[_Matrix] = msgspec.field(default_factory=list)
 
 
@@ -49,7 +49,7 @@ class _Reply(msgspec.Struct):
     status: str
     data: _Data | None = None
     error: str | None = None
-    errorType: str | None = None  # noqa: N815
+    errorType: str | None = None
 
 
 _DECODER = msgspec.json.Decoder(_Reply)
@@ -154,7 +154,7 @@ class PrometheusBackend(ScratchStoreBackend):
             typ, tid = spec.type, m.metric[spec.type_id_label]
         elif c.type_label in m.metric and c.type_id_label in m.metric:
             typ, tid = m.metric[c.type_label], m.metric[c.type_id_label]
-        ts = np.fromiter((int(round(p[0])) for p in m.values), dtype=np.int64, count=len(m.values))
+        ts = np.fromiter((round(p[0]) for p in m.values), dtype=np.int64, count=len(m.values))
         vals = np.fromiter((float(p[1]) for p in m.values), dtype=np.float64, count=len(m.values))
         vals[~np.isfinite(vals)] = math.nan
         return RemoteSeries(metric, host, typ, tid, ts, vals)

@@ -79,7 +79,9 @@ class PrometheusConfig(msgspec.Struct, rename="kebab", forbid_unknown_fields=Tru
         if not self.host_label:
             raise ValueError("`host-label` must not be empty")
         if self.query_defaults not in ("node-exporter", "none"):
-            raise ValueError(f'`query-defaults` must be "node-exporter" or "none", got {self.query_defaults!r}')
+            raise ValueError(
+                f'`query-defaults` must be "node-exporter" or "none", got {self.query_defaults!r}'
+            )
 
     def template(self, metric: str) -> QuerySpec:
         defaults = DEFAULT_QUERIES if self.query_defaults == "node-exporter" else {}

@@ -26,14 +26,21 @@ def _labels(s: SampleSeries) -> dict[str, str]:
 
 
 def remote_write(server: PrometheusServer, series: list[SampleSeries]) -> None:
-    server.remote_write([(_labels(s), [(int(t) * 1000, float(v)) for t, v in zip(s.ts, s.values, strict=True)]) for s in series])
+    server.remote_write(
+        [
+            (_labels(s), [(int(t) * 1000, float(v)) for t, v in zip(s.ts, s.values, strict=True)])
+            for s in series
+        ]
+    )
 
 
 def openmetrics(series: list[SampleSeries]) -> str:
     lines = []
     for s in series:
         labels = ",".join(f'{k}="{v}"' for k, v in _labels(s).items() if k != "__name__")
-        lines.extend(f"{s.metric}{{{labels}}} {float(v)!r} {int(t)}" for t, v in zip(s.ts, s.values, strict=True))
+        lines.extend(
+            f"{s.metric}{{{labels}}} {float(v)!r} {int(t)}" for t, v in zip(s.ts, s.values, strict=True)
+        )
     # OpenMetrics wants the samples of one metric family together.
     return "\n".join(sorted(lines, key=lambda line: line.split("{", 1)[0])) + "\n# EOF\n"
 
@@ -83,7 +90,10 @@ def test_templates_render_with_filters() -> None:
     )
     b = PrometheusBackend(cfg)
     c = make_cluster()
-    assert b.render(c.metric("mem_used"), "ctest", ["n-1", "n.2"]) == r'node_memory_Active_bytes{hostname=~"n\\-1|n\\.2"} / 1e9'
+    assert (
+        b.render(c.metric("mem_used"), "ctest", ["n-1", "n.2"])
+        == r'node_memory_Active_bytes{hostname=~"n\\-1|n\\.2"} / 1e9'
+    )
     assert b.render(c.metric("flops_any"), "ctest", None) == 'flops_any{hostname=~".+"}'
     assert "[240s]" in b.render(c.metric("cpu_load").__class__(name="cpu_user", timestep=60), "ctest", ["a"])
 
@@ -101,9 +111,21 @@ def test_node_exporter_defaults(prometheus_server: PrometheusServer) -> None:
         {
             "name": "nodeexp",
             "metricConfig": [
-                {"name": "cpu_load", "scope": "node", "aggregation": "avg", "timestep": 60, "unit": {"base": ""}},
+                {
+                    "name": "cpu_load",
+                    "scope": "node",
+                    "aggregation": "avg",
+                    "timestep": 60,
+                    "unit": {"base": ""},
+                },
                 {"name": "mem_used", "scope": "node", "timestep": 60, "unit": {"base": "B", "prefix": "G"}},
-                {"name": "cpu_user", "scope": "hwthread", "aggregation": "avg", "timestep": 60, "unit": {"base": "%"}},
+                {
+                    "name": "cpu_user",
+                    "scope": "hwthread",
+                    "aggregation": "avg",
+                    "timestep": 60,
+                    "unit": {"base": "%"},
+                },
             ],
             "subClusters": [{"name": "main", "nodes": "*", "topology": TOPOLOGY}],
         },
@@ -125,10 +147,19 @@ def test_node_exporter_defaults(prometheus_server: PrometheusServer) -> None:
 
     loop = LoopThread()
     try:
-        backend = PrometheusBackend(PrometheusConfig(scope="*", url=prometheus_server.url), plugin_context([cluster]))
+        backend = PrometheusBackend(
+            PrometheusConfig(scope="*", url=prometheus_server.url), plugin_context([cluster])
+        )
         job = Job(
-            job_id=1, user="u", project="p", cluster="nodeexp", sub_cluster="main", start_time=t0 + 600,
-            duration=600, num_nodes=1, resources=[Resource(host, hwthreads=list(range(8)))],
+            job_id=1,
+            user="u",
+            project="p",
+            cluster="nodeexp",
+            sub_cluster="main",
+            start_time=t0 + 600,
+            duration=600,
+            num_nodes=1,
+            resources=[Resource(host, hwthreads=list(range(8)))],
         )
         data = loop.run(backend.load_data(job, ["cpu_load", "mem_used", "cpu_user"], ["node", "core"], 0))
         np.testing.assert_allclose(data["cpu_load"]["node"].series[0].data, 2.5)
