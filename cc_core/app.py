@@ -24,7 +24,9 @@ from cc_core import __version__
 from cc_core.api.auth import AuthGroup, TokenAuth, admin_api_guard, group_guard, group_opt
 from cc_core.api.errors import db_error_handler, http_exception_handler, internal_error_handler
 from cc_core.api.nodestate import nodestate_router
+from cc_core.api.openapi import API_SECURITY
 from cc_core.api.openapi import components as openapi_components
+from cc_core.api.openapi import errors as api_errors
 from cc_core.api.routes import rest_routers
 from cc_core.api.security import CSRFMiddleware, security_headers_hook
 from cc_core.auth.service import LoginService
@@ -56,7 +58,14 @@ def healthz() -> dict[str, str]:
     return {"status": "ok", "version": __version__}
 
 
-@get("/api/plugins", guards=[admin_api_guard], sync_to_thread=False, tags=["admin"])
+@get(
+    "/api/plugins",
+    guards=[admin_api_guard],
+    sync_to_thread=False,
+    tags=["admin"],
+    security=API_SECURITY,
+    responses=api_errors(401, 403),
+)
 def list_plugins(request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
     """Installed plugins with their distribution, version, registered kinds and implemented hooks, and
     which kinds the running configuration uses. Needs a token with roles admin and api."""
@@ -103,10 +112,14 @@ def create_app(
     config.validate_plugins(registry)
     context = PluginContext(config, registry, services={"dev": dev})
     background = BackgroundWork()
-    # Authentication first: a missing SESSION_KEY or an unusable secret stops here, before anything opens.
-    login = LoginService.from_config(config, registry, context, users=None)
+    # A missing or unusable SESSION_KEY stops here, before anything opens.
+    LoginService.session_codec(config)
     services = CoreServices.open(config, registry, context)
-    login.users = services.db.users
+    try:
+        login = LoginService.from_config(config, registry, context, users=services.db.users)
+    except BaseException:
+        services.db.close_sync()
+        raise
     context.services["background"] = background
 
     contributions: list[Any] = []
@@ -157,6 +170,7 @@ def create_app(
                     js_url="/static/vendor/swagger-ui/swagger-ui-bundle.js",
                     css_url="/static/vendor/swagger-ui/swagger-ui.css",
                     standalone_preset_js_url="/static/vendor/swagger-ui/swagger-ui-standalone-preset.js",
+                    favicon="",  # Litestar's default loads its badge from a CDN
                 )
             ],
         )

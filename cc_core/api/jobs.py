@@ -258,6 +258,9 @@ def _json(value: Any) -> bytes:
 
 _SCOPES = ("node", "socket", "memoryDomain", "core", "hwthread", "accelerator")
 
+# A database id in the path: an integer as text (the handler answers upstream's 400 for anything else).
+DbId = Annotated[str, Parameter(description="database id of the job (integer)", pattern=r"^-?[0-9]+$")]
+
 
 # ---------------------------------------------------------------------------------------------- queries
 
@@ -278,7 +281,9 @@ class JobQueryController(Controller):
         self,
         request: Request[Any, Any, Any],
         project: Annotated[str | None, Parameter(description="project (exact)")] = None,
-        states: Annotated[list[str] | None, Parameter(query="state", description="job state (repeatable)")] = None,
+        states: Annotated[
+            list[str] | None, Parameter(query="state", description="job state (repeatable)")
+        ] = None,
         cluster: Annotated[str | None, Parameter(description="cluster (exact)")] = None,
         start_time: Annotated[
             str | None, Parameter(query="start-time", description="`<from>-<to>`, epoch seconds")
@@ -343,7 +348,7 @@ class JobQueryController(Controller):
     async def get_complete_job(
         self,
         request: Request[Any, Any, Any],
-        id: Annotated[str, Parameter(description="database id of the job (integer)")],
+        id: DbId,
         all_metrics: Annotated[
             str | None, Parameter(query="all-metrics", description="`true`: load all metrics")
         ] = None,
@@ -376,7 +381,7 @@ class JobQueryController(Controller):
     async def get_job_metrics_by_list(
         self,
         request: Request[Any, Any, Any],
-        id: Annotated[str, Parameter(description="database id of the job (integer)")],
+        id: DbId,
     ) -> Response[bytes]:
         """Job metadata and the named metrics (body: JSON array of metric names)."""
         db_id = parse_db_id(id)
@@ -411,9 +416,11 @@ class JobQueryController(Controller):
     async def get_job_metrics(
         self,
         request: Request[Any, Any, Any],
-        id: Annotated[str, Parameter(description="database id of the job")],
+        id: DbId,
         metric: Annotated[list[str] | None, Parameter(description="metric name (repeatable)")] = None,
-        scopes: Annotated[list[str] | None, Parameter(query="scope", description="metric scope (repeatable)")] = None,
+        scopes: Annotated[
+            list[str] | None, Parameter(query="scope", description="metric scope (repeatable)")
+        ] = None,
     ) -> Response[bytes]:
         """Metric data through the GraphQL ``jobMetrics`` resolver (its access checks apply). Always 200:
         ``{"data": {"jobMetrics": [...]}, "error": null}`` or ``{"data": null, "error": {"message"}}``."""
@@ -573,7 +580,7 @@ class JobWriteController(Controller):
         operation_class=json_body(list[APITag], "tags to add (created when missing)"),
         responses=errors(400, 401, 403, 404, 500),
     )
-    async def tag_job(self, request: Request[Any, Any, Any], id: str) -> Job:
+    async def tag_job(self, request: Request[Any, Any, Any], id: DbId) -> Job:
         """Add tags to a job; scope rules of contract §6.4 apply. Answers the job with its visible tags."""
         db_id = parse_db_id(id)
         specs = decode_body(_TAGS, await request.body())
@@ -594,7 +601,7 @@ class JobWriteController(Controller):
         operation_class=json_body(list[APITag], "tags to remove (only global and admin scopes)"),
         responses=errors(400, 401, 403, 404, 500),
     )
-    async def remove_tag_job(self, request: Request[Any, Any, Any], id: str) -> Job:
+    async def remove_tag_job(self, request: Request[Any, Any, Any], id: DbId) -> Job:
         """Remove tags from a job (private tags are skipped, as upstream). Answers the job."""
         db_id = parse_db_id(id)
         specs = decode_body(_TAGS, await request.body())
@@ -613,7 +620,7 @@ class JobWriteController(Controller):
         operation_class=json_body(EditMetaRequest, "metadata key and value to set"),
         responses=errors(400, 401, 403, 404, 500),
     )
-    async def edit_meta(self, request: Request[Any, Any, Any], id: str) -> Job:
+    async def edit_meta(self, request: Request[Any, Any, Any], id: DbId) -> Job:
         """Set one key of the job's metaData (also in the archive for archived jobs). Answers the job."""
         db_id = parse_db_id(id)
         req = decode_body(_EDIT, await request.body())
@@ -644,7 +651,7 @@ class JobWriteController(Controller):
         status_code=200,
         responses=errors(400, 401, 403, 422),
     )
-    async def delete_job_by_id(self, request: Request[Any, Any, Any], id: str) -> DefaultAPIResponse:
+    async def delete_job_by_id(self, request: Request[Any, Any, Any], id: DbId) -> DefaultAPIResponse:
         """Remove a job from the database (the archive keeps it)."""
         db_id = parse_db_id(id)
         with lookup_status(422, "deleting job failed: "):
@@ -677,7 +684,7 @@ class JobWriteController(Controller):
     async def delete_job_before(
         self,
         request: Request[Any, Any, Any],
-        ts: Annotated[str, Parameter(description="epoch seconds (integer)")],
+        ts: Annotated[str, Parameter(description="epoch seconds (integer)", pattern=r"^-?[0-9]+$")],
         omit_tagged: Annotated[
             str | None, Parameter(query="omit-tagged", description="none (default), all or user")
         ] = None,

@@ -62,6 +62,7 @@ def cluster_config(shape: ClusterShape) -> Cluster:
     """The synthetic (raw, underived) ``cluster.json`` of one generated cluster."""
     metrics = [
         _metric("cpu_load", Unit(""), "node", "avg", shape.hwthreads, footprint="avg"),
+        _metric("cpu_user", Unit(""), "hwthread", "avg", 100),
         _metric("flops_any", Unit("F/s", "G"), "hwthread", "sum", 5000, footprint="avg"),
         _metric("mem_bw", Unit("B/s", "G"), "socket", "sum", 350, footprint="avg"),
         _metric("mem_used", Unit("B", "G"), "node", "sum", 512, footprint="max"),
@@ -113,6 +114,9 @@ def _statistics(job: Job, gpus: bool) -> dict[str, JobStatistics]:
     put("mem_used", Unit("B", "G"), used * 0.8, used * 0.1, used)
     load = fp.get("cpu_load_avg", 0.0)
     put("cpu_load", Unit(""), load, 0.0, load * 1.2)
+    # Upstream's job-meta schema requires cpu_user among the statistics (percent of the hwthreads).
+    user = min(100.0, 100.0 * load / max(1, job.num_hwthreads // max(1, job.num_nodes)))
+    put("cpu_user", Unit(""), user, 0.0, min(100.0, user * 1.2))
     # Back from the generator's energy (kWh) to the average node power (W) it implies.
     watts = job.energy * 3_600_000 / (job.num_nodes * job.duration) if job.duration and job.num_nodes else 0.0
     put("cpu_power", Unit("W"), watts, watts * 0.4, watts * 1.3)
@@ -122,7 +126,9 @@ def _statistics(job: Job, gpus: bool) -> dict[str, JobStatistics]:
     return out
 
 
-def archive_jobs(n: int, *, seed: int = 0, now: int = DEFAULT_NOW, first_job_id: int = 1_000_000) -> list[Job]:
+def archive_jobs(
+    n: int, *, seed: int = 0, now: int = DEFAULT_NOW, first_job_id: int = 1_000_000
+) -> list[Job]:
     """``n`` finished jobs as the archiver stores them, without footprint and energy (init-db
     computes those from ``statistics``)."""
     shapes = {c.name: c for c in CLUSTERS}

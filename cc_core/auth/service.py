@@ -101,19 +101,7 @@ class LoginService:
     ) -> LoginService:
         """Build the chain; `ConfigError` when ``SESSION_KEY`` is missing or a secret is unusable."""
         disabled = config.main.disable_authentication
-        raw_key = config.secret("SESSION_KEY")
-        if raw_key is None and not disabled:
-            raise ConfigError(
-                "SESSION_KEY is not set; it is required to sign login sessions (unless "
-                "main.disable-authentication). Put it in .env next to the config (`clustercockpit init` "
-                "writes one: 32 random bytes, base64) or in the environment.",
-                file=config._meta.get("env_file") or ".env",
-            )
-        try:
-            key = decode_session_key(raw_key) if raw_key is not None else secrets.token_bytes(32)
-        except ValueError as e:
-            raise ConfigError(str(e), file=config._meta.get("env_file") or ".env") from None
-        sessions = SessionCodec(key, parse_duration(config.main.session_max_age))
+        sessions = cls.session_codec(config)
         authenticators = [] if disabled else build_authenticators(config, registry, context)
         if disabled:
             log.warning(
@@ -126,6 +114,25 @@ class LoginService:
             disabled=disabled,
             has_oidc="oidc" in config.auth,
         )
+
+    @staticmethod
+    def session_codec(config: Config) -> SessionCodec:
+        """The session cookie codec under ``SESSION_KEY``; `ConfigError` when it is missing (and
+        authentication is on) or too short. Without authentication a random key serves the process."""
+        raw_key = config.secret("SESSION_KEY")
+        env_file = config._meta.get("env_file") or ".env"
+        if raw_key is None and not config.main.disable_authentication:
+            raise ConfigError(
+                "SESSION_KEY is not set; it is required to sign login sessions (unless "
+                "main.disable-authentication). Put it in .env next to the config (`clustercockpit init` "
+                "writes one: 32 random bytes, base64) or in the environment.",
+                file=env_file,
+            )
+        try:
+            key = decode_session_key(raw_key) if raw_key is not None else secrets.token_bytes(32)
+        except ValueError as e:
+            raise ConfigError(str(e), file=env_file) from None
+        return SessionCodec(key, parse_duration(config.main.session_max_age))
 
     @property
     def kinds(self) -> list[str]:

@@ -47,9 +47,9 @@ def cli(ctx: click.Context, config_path: str, env_file: str | None, loglevel: st
 
 
 def _add_core_commands() -> None:
-    from cc_core.cli import archive, database, keys, server, setup, unavailable
+    from cc_core.cli import archive, database, importing, keys, server, setup, unavailable
 
-    for module in (setup, keys, server, database, archive, unavailable):
+    for module in (setup, keys, server, database, archive, importing, unavailable):
         for command in module.COMMANDS:
             cli.add_command(command)
 
@@ -87,8 +87,14 @@ def add_plugin_commands(group: click.Group, registry: PluginRegistry | None = No
             group.add_command(cmd)
 
 
+_plugin_commands_added = False
+
+
 def main(argv: list[str] | None = None) -> None:
+    global _plugin_commands_added
     group = build_cli()
-    add_plugin_commands(group)
+    if not _plugin_commands_added:  # main() may run more than once in a process (the demo launcher)
+        add_plugin_commands(group)
+        _plugin_commands_added = True
     with run_cli_errors_as_messages():
         group.main(args=argv if argv is not None else sys.argv[1:], prog_name="clustercockpit")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 
 import click
@@ -42,6 +43,11 @@ def serve(ctx: click.Context, dev: bool, addr: str | None) -> None:
     if config.main.https_cert_file and config.main.https_key_file:
         ssl = {"ssl_certfile": config.main.https_cert_file, "ssl_keyfile": config.main.https_key_file}
     scheme = "https" if ssl else "http"
+    # Everything built so far (~170k objects: modules, the GraphQL schema, SQLAlchemy metadata, the app)
+    # lives as long as the process. Freezing it keeps it out of the cyclic garbage collector, whose full
+    # collections over it took ~100 ms each — pauses that, not request work, set the tail latency.
+    gc.collect()
+    gc.freeze()
     click.echo(f"ClusterCockpit listening on {scheme}://{host}:{port}/")
     uvicorn.run(
         app,

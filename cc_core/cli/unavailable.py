@@ -9,8 +9,6 @@ import click
 
 # name: (upstream flag, what it will do)
 PENDING: dict[str, tuple[str, str]] = {
-    "init-db": ("-init-db", "Re-create the job table from the job archive."),
-    "import-job": ("-import-job", "Import jobs: <meta.json>:<data.json>[,...]."),
     "sync-ldap": ("-sync-ldap", "Synchronise users from LDAP (needs the auth-ldap plugin)."),
     "apply-tags": ("-apply-tags", "Run all job taggers on every finished job."),
     "cleanup-checkpoints": ("-cleanup-checkpoints", "Delete or archive old metric-store checkpoints."),

@@ -129,8 +129,14 @@ def graphql_router(
 
     handlers: list[Any] = [graphql_query]
     if dev:
-
-        @get("/playground", include_in_schema=False, media_type=MediaType.HTML, sync_to_thread=False)
+        # Public like upstream's playground: the page is static, every query it sends is authenticated.
+        @get(
+            "/playground",
+            include_in_schema=False,
+            media_type=MediaType.HTML,
+            sync_to_thread=False,
+            opt={"auth_group": "public"},
+        )
         def graphiql() -> str:
             """GraphiQL for this server (development mode only)."""
             return graphiql_page()

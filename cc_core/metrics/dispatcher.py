@@ -336,9 +336,8 @@ class MetricDispatcher:
                         for k, m in enumerate(metrics):
                             per_host = stats.get(m)
                             if per_host:
-                                out[k][i] = sum(float(v.avg) for v in per_host.values()) / max(
-                                    job.num_nodes, 1
-                                )  # type: ignore[arg-type]
+                                total = sum(float(v.avg) for v in per_host.values())  # type: ignore[arg-type]
+                                out[k][i] = total / max(job.num_nodes, 1)
                     else:
                         meta = await self._archived_meta(job)
                         for k, m in enumerate(metrics):

@@ -73,11 +73,17 @@ class ApiSite:
 
     def session(self, roles: list[str], username: str = "alice", projects: list[str] | None = None) -> str:
         codec = SessionCodec(decode_session_key(self.env.get("SESSION_KEY", SESSION_KEY)), 3600)
-        return codec.encode(User(username, roles=roles, projects=projects or [], auth_source=AuthSource.LOCAL))
+        return codec.encode(
+            User(username, roles=roles, projects=projects or [], auth_source=AuthSource.LOCAL)
+        )
 
     def client(self, **kw: Any) -> httpx.Client:
         return httpx.Client(
-            base_url=self.base_url, timeout=30, follow_redirects=False, transport=self.transport, verify=False, **kw
+            base_url=self.base_url,
+            timeout=30,
+            follow_redirects=False,
+            transport=self.transport,
+            **kw,
         )
 
     def api(self, roles: list[str] | None = None, username: str = "alice") -> httpx.Client:
@@ -146,7 +152,9 @@ def make_server(
     app = create_app(config, registry=make_plugin_manager(environ={}), dev=dev)
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", proxy_headers=False)
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", proxy_headers=False
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

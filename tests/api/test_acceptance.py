@@ -34,7 +34,10 @@ def test_adapter_sequence(fresh: ApiSite) -> None:
     c = fresh.api()
 
     def running() -> list[dict]:
-        r = c.get("/api/jobs/", params={"state": "running", "items-per-page": 1000, "page": 1, "with-metadata": "false"})
+        r = c.get(
+            "/api/jobs/",
+            params={"state": "running", "items-per-page": 1000, "page": 1, "with-metadata": "false"},
+        )
         assert r.status_code == 200
         return r.json()["jobs"]
 
@@ -59,14 +62,26 @@ def test_adapter_sequence(fresh: ApiSite) -> None:
         assert r.status_code == 201, r.text
         ids.append(r.json()["id"])
     assert sorted(j["id"] for j in running()) == sorted(ids)
-    r = c.post("/api/jobs/stop_job/", json={"jobId": 500, "cluster": "fritz", "startTime": 1_700_000_000, "jobState": "failed", "stopTime": 1_700_000_100})
+    r = c.post(
+        "/api/jobs/stop_job/",
+        json={
+            "jobId": 500,
+            "cluster": "fritz",
+            "startTime": 1_700_000_000,
+            "jobState": "failed",
+            "stopTime": 1_700_000_100,
+        },
+    )
     assert r.status_code == 200 and r.json()["jobState"] == "failed"
     assert sorted(j["id"] for j in running()) == sorted(ids[1:])
     r = c.post(f"/api/jobs/tag_job/{ids[1]}", json=[{"type": "slurm", "name": "requeued", "scope": "global"}])
     assert r.status_code == 200 and any(t["name"] == "requeued" for t in r.json()["tags"])
     r = c.patch(f"/api/jobs/edit_meta/{ids[2]}", json={"key": "jobScript", "value": "#!/bin/sh\nsrun x\n"})
     assert r.status_code == 200 and r.json()["metaData"]["jobScript"].startswith("#!/bin/sh")
-    r = c.patch("/api/jobs/edit_meta/", json={"jobId": 502, "cluster": "fritz", "payload": {"key": "comment", "value": "ok"}})
+    r = c.patch(
+        "/api/jobs/edit_meta/",
+        json={"jobId": 502, "cluster": "fritz", "payload": {"key": "comment", "value": "ok"}},
+    )
     assert r.status_code == 200 and r.json()["metaData"]["comment"] == "ok"
 
 

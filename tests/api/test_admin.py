@@ -47,7 +47,9 @@ def test_api_user_update(site: ApiSite) -> None:
     r = c.post("/api/user/edit1", json={"add-role": "manager"})
     assert r.status_code == 200 and r.json() == {"msg": "Add Role Success for user edit1"}
     assert c.post("/api/user/edit1", json={"add-role": "manager"}).status_code == 422
-    assert c.post("/api/user/edit1", json={"add-project": "p9"}).json() == {"msg": "Add Project Success for user edit1"}
+    assert c.post("/api/user/edit1", json={"add-project": "p9"}).json() == {
+        "msg": "Add Project Success for user edit1"
+    }
     r = c.post("/api/user/edit1", json={"remove-role": "manager"})
     assert r.status_code == 422 and "project" in r.json()["error"]
     assert c.post("/api/user/edit1", json={"remove-project": "p9"}).status_code == 200
@@ -62,7 +64,10 @@ def test_api_user_update(site: ApiSite) -> None:
 
 def test_config_create_and_delete_users(site: ApiSite) -> None:
     c = site.browser(["admin"], "root")
-    r = c.post("/config/users/", data={"username": "newbie", "password": "newbie-pw", "role": "user", "name": "N", "email": "n@x"})
+    r = c.post(
+        "/config/users/",
+        data={"username": "newbie", "password": "newbie-pw", "role": "user", "name": "N", "email": "n@x"},
+    )
     assert r.status_code == 200 and r.text == "User newbie successfully created!\n"
     login = site.client().post("/login", data={"username": "newbie", "password": "newbie-pw"})
     assert login.status_code == 302
@@ -78,9 +83,13 @@ def test_config_create_and_delete_users(site: ApiSite) -> None:
     for form, status in cases:
         r = c.post("/config/users/", data=form)
         assert r.status_code == status, (form, r.text)
-    r = c.put("/config/users/", files={"username": (None, "multi"), "password": (None, ""), "role": (None, "api")})
+    r = c.put(
+        "/config/users/", files={"username": (None, "multi"), "password": (None, ""), "role": (None, "api")}
+    )
     assert r.status_code == 200, r.text
-    r = c.post("/config/users/", data={"username": "mgr2", "password": "x", "role": "manager", "project": "p7"})
+    r = c.post(
+        "/config/users/", data={"username": "mgr2", "password": "x", "role": "manager", "project": "p7"}
+    )
     assert r.status_code == 200
     assert site.services.db.users.get_sync("mgr2").projects == ["p7"]
     assert c.request("DELETE", "/config/users/", data={"username": "newbie"}).status_code == 200
@@ -130,7 +139,12 @@ def test_frontend_configuration(site: ApiSite) -> None:
     stored = asyncio.run(_config(site, "plain"))
     assert stored["plot_general_lineWidth"] == 2
     assert c.post("/frontend/configuration/", data={"key": "k", "value": "{not json"}).status_code == 400
-    assert site.browser(["user"], "ghost").post("/frontend/configuration/", data={"key": "k", "value": "1"}).status_code == 404
+    assert (
+        site.browser(["user"], "ghost")
+        .post("/frontend/configuration/", data={"key": "k", "value": "1"})
+        .status_code
+        == 404
+    )
 
 
 async def _config(site: ApiSite, username: str) -> dict:
@@ -142,7 +156,14 @@ async def _config(site: ApiSite, username: str) -> dict:
 
 def test_frontend_logs_checks_inputs_and_needs_admin(site: ApiSite) -> None:
     c = site.browser(["admin"], "root")
-    for params in ({"since": "1 hour ago; rm -rf /"}, {"since": "$(id)"}, {"lines": "0"}, {"lines": "x"}, {"level": "9"}, {"search": "a|b"}):
+    for params in (
+        {"since": "1 hour ago; rm -rf /"},
+        {"since": "$(id)"},
+        {"lines": "0"},
+        {"lines": "x"},
+        {"level": "9"},
+        {"search": "a|b"},
+    ):
         r = c.get("/frontend/logs/", params=params)
         assert r.status_code == 400, params
     r = c.get("/frontend/logs/", params={"lines": "5", "level": "6", "since": "2024-01-01 00:00:00"})

@@ -31,7 +31,12 @@ def test_start_job_answers_201_with_id_and_job_is_visible_at_once(fresh: ApiSite
     assert set(body) == {"Meta", "Data"}
     assert body["Data"] is None
     meta = body["Meta"]
-    assert (meta["jobId"], meta["cluster"], meta["jobState"], meta["subCluster"]) == (123000, "fritz", "running", "main")
+    assert (meta["jobId"], meta["cluster"], meta["jobState"], meta["subCluster"]) == (
+        123000,
+        "fritz",
+        "running",
+        "main",
+    )
     assert meta["metaData"]["jobName"] == "ams_pipeline"
     assert meta["shared"] == "none" and meta["id"] == db_id
 
@@ -93,17 +98,26 @@ def test_duplicate_start_is_422_and_start_a_day_later_is_fine(fresh: ApiSite) ->
 def test_stop_job_flow_and_errors(fresh: ApiSite) -> None:
     c = fresh.api()
     db_id = _start(fresh, job_id=42, start=1_700_000_000)
-    r = c.post("/api/jobs/stop_job/", json={"jobId": 42, "cluster": "fritz", "startTime": 1_699_999_000, "stopTime": 1_700_001_000})
+    r = c.post(
+        "/api/jobs/stop_job/",
+        json={"jobId": 42, "cluster": "fritz", "startTime": 1_699_999_000, "stopTime": 1_700_001_000},
+    )
     assert r.status_code == 404
     r = c.post("/api/jobs/stop_job/", json={"jobId": 42, "cluster": "fritz", "stopTime": 1_699_999_999})
     assert r.status_code == 400 and "stopTime" in r.json()["error"]
-    r = c.post("/api/jobs/stop_job/", json={"jobId": 42, "cluster": "fritz", "stopTime": 1_700_001_000, "jobState": "exploded"})
+    r = c.post(
+        "/api/jobs/stop_job/",
+        json={"jobId": 42, "cluster": "fritz", "stopTime": 1_700_001_000, "jobState": "exploded"},
+    )
     assert r.status_code == 400
     r = c.post("/api/jobs/stop_job/", json={"cluster": "fritz", "stopTime": 1_700_001_000})
     assert r.status_code == 400 and "jobId" in r.json()["error"]
     r = c.post("/api/jobs/stop_job/", json={"jobId": 42, "stopTime": 1_700_001_000, "extra": True})
     assert r.status_code == 400
-    r = c.put("/api/jobs/stop_job", json={"jobId": 42, "cluster": "fritz", "startTime": 1_700_000_000, "stopTime": 1_700_003_600})
+    r = c.put(
+        "/api/jobs/stop_job",
+        json={"jobId": 42, "cluster": "fritz", "startTime": 1_700_000_000, "stopTime": 1_700_003_600},
+    )
     assert r.status_code == 200, r.text
     job = r.json()
     assert (job["id"], job["jobState"], job["duration"]) == (db_id, "completed", 3600)
@@ -116,7 +130,9 @@ def test_job_list_query_parameters(fresh: ApiSite) -> None:
     a = _start(fresh, job_id=1, start=1_700_000_000, project="pa")
     b = _start(fresh, job_id=2, start=1_700_000_500, project="pb")
     c.post("/api/jobs/stop_job/", json={"jobId": 1, "cluster": "fritz", "stopTime": 1_700_000_900})
-    r = c.get("/api/jobs/", params={"state": "running", "items-per-page": 10, "page": 1, "with-metadata": "false"})
+    r = c.get(
+        "/api/jobs/", params={"state": "running", "items-per-page": 10, "page": 1, "with-metadata": "false"}
+    )
     assert r.status_code == 200
     body = r.json()
     assert (body["items"], body["page"]) == (10, 1)
@@ -160,12 +176,18 @@ def test_get_job_by_id_errors(server: ApiSite) -> None:
 def test_tags_add_remove_delete_and_scopes(fresh: ApiSite) -> None:
     c = fresh.api()
     db_id = _start(fresh, job_id=9)
-    r = c.post(f"/api/jobs/tag_job/{db_id}", json=[{"type": "app", "name": "gromacs"}, {"type": "debug", "name": "x", "scope": "admin"}])
+    r = c.post(
+        f"/api/jobs/tag_job/{db_id}",
+        json=[{"type": "app", "name": "gromacs"}, {"type": "debug", "name": "x", "scope": "admin"}],
+    )
     assert r.status_code == 200, r.text
     # The answer shows the tags the caller may read: admin-scope tags only for admin/support.
     assert {(t["type"], t["name"], t["scope"]) for t in r.json()["tags"]} == {("app", "gromacs", "global")}
     admin_view = fresh.api(["admin", "api"]).get(f"/api/jobs/{db_id}").json()["Meta"]["tags"]
-    assert {(t["type"], t["name"], t["scope"]) for t in admin_view} == {("app", "gromacs", "global"), ("debug", "x", "admin")}
+    assert {(t["type"], t["name"], t["scope"]) for t in admin_view} == {
+        ("app", "gromacs", "global"),
+        ("debug", "x", "admin"),
+    }
     assert c.patch(f"/api/jobs/tag_job/{db_id}", json=[{"type": "app", "name": "gromacs"}]).status_code == 200
     # A private scope of another user cannot be written by an API token (contract §6.4).
     r = c.post(f"/api/jobs/tag_job/{db_id}", json=[{"type": "t", "name": "n", "scope": "bob"}])
@@ -173,12 +195,21 @@ def test_tags_add_remove_delete_and_scopes(fresh: ApiSite) -> None:
     assert c.post("/api/jobs/tag_job/999999", json=[{"type": "a", "name": "b"}]).status_code == 404
     assert c.post(f"/api/jobs/tag_job/{db_id}", json=[{"type": "", "name": "b"}]).status_code == 400
     assert c.post(f"/api/jobs/tag_job/{db_id}", json=[{"type": "a", "name": "b", "x": 1}]).status_code == 400
-    r = c.request("DELETE", f"/api/jobs/tag_job/{db_id}", json=[{"type": "debug", "name": "x", "scope": "admin"}])
+    r = c.request(
+        "DELETE", f"/api/jobs/tag_job/{db_id}", json=[{"type": "debug", "name": "x", "scope": "admin"}]
+    )
     assert r.status_code == 200
     assert {t["name"] for t in r.json()["tags"]} == {"gromacs"}
     admin_view = fresh.api(["admin", "api"]).get(f"/api/jobs/{db_id}").json()["Meta"]["tags"]
     assert {t["name"] for t in admin_view} == {"gromacs"}
-    r = c.request("DELETE", "/api/tags/", json=[{"type": "app", "name": "gromacs", "scope": "global"}, {"type": "p", "name": "q", "scope": "alice"}])
+    r = c.request(
+        "DELETE",
+        "/api/tags/",
+        json=[
+            {"type": "app", "name": "gromacs", "scope": "global"},
+            {"type": "p", "name": "q", "scope": "alice"},
+        ],
+    )
     assert r.status_code == 200
     assert r.text == "Deleted Tags from DB: 1 successfull of 2 requested\n"
     assert c.get(f"/api/jobs/{db_id}").json()["Meta"].get("tags", []) == []
@@ -196,7 +227,9 @@ def test_edit_meta_both_forms(fresh: ApiSite) -> None:
     r = c.patch(f"/api/jobs/edit_meta/{db_id}", json={"key": "message", "value": "<b>hi</b>"})
     assert r.status_code == 200 and r.json()["metaData"]["message"] == "<b>hi</b>"
     assert c.patch("/api/jobs/edit_meta/424242", json={"key": "a", "value": "b"}).status_code == 404
-    r = c.patch("/api/jobs/edit_meta/", json={"jobId": 12, "cluster": "fritz", "payload": {"key": "k", "value": "v"}})
+    r = c.patch(
+        "/api/jobs/edit_meta/", json={"jobId": 12, "cluster": "fritz", "payload": {"key": "k", "value": "v"}}
+    )
     assert r.status_code == 200 and r.json()["metaData"]["k"] == "v"
     r = c.patch("/api/jobs/edit_meta/", json={"jobId": 99999, "payload": {"key": "k", "value": "v"}})
     assert r.status_code == 422
@@ -211,7 +244,9 @@ def test_edit_meta_and_tags_of_an_archived_job_rewrite_the_archive(fresh: ApiSit
     r = c.post("/api/jobs/stop_job/", json={"jobId": 13, "cluster": "fritz", "stopTime": 1_700_000_600})
     assert r.status_code == 200
     _wait_archived(fresh, db_id)
-    assert c.patch(f"/api/jobs/edit_meta/{db_id}", json={"key": "note", "value": "checked"}).status_code == 200
+    assert (
+        c.patch(f"/api/jobs/edit_meta/{db_id}", json={"key": "note", "value": "checked"}).status_code == 200
+    )
     assert c.post(f"/api/jobs/tag_job/{db_id}", json=[{"type": "review", "name": "ok"}]).status_code == 200
     meta_file = next((fresh.root / "archive" / "fritz").glob("0/013/*/meta.json"))
     meta = json.loads(meta_file.read_text())
@@ -255,7 +290,10 @@ def test_delete_job_variants(fresh: ApiSite) -> None:
     assert r.status_code == 200 and r.json()["msg"].startswith("Successfully deleted job ")
     assert c.request("DELETE", "/api/jobs/delete_job/", json={"jobId": 22}).status_code == 422
     assert c.request("DELETE", "/api/jobs/delete_job/", json={"cluster": "fritz"}).status_code == 400
-    assert c.delete("/api/jobs/delete_job_before/1800000000", params={"omit-tagged": "sometimes"}).status_code == 400
+    assert (
+        c.delete("/api/jobs/delete_job_before/1800000000", params={"omit-tagged": "sometimes"}).status_code
+        == 400
+    )
     r = c.delete("/api/jobs/delete_job_before/1800000000", params={"omit-tagged": "all"})
     assert r.status_code == 200 and r.json() == {"msg": "Successfully deleted 0 jobs"}
     r = c.delete("/api/jobs/delete_job_before/1800000000")
@@ -264,7 +302,13 @@ def test_delete_job_variants(fresh: ApiSite) -> None:
 
 def test_used_nodes_and_clusters(fresh: ApiSite) -> None:
     c = fresh.api()
-    _start(fresh, job_id=31, start=1_700_000_000, resources=[{"hostname": "f0726"}, {"hostname": "f0727"}], numNodes=2)
+    _start(
+        fresh,
+        job_id=31,
+        start=1_700_000_000,
+        resources=[{"hostname": "f0726"}, {"hostname": "f0727"}],
+        numNodes=2,
+    )
     r = c.get("/api/jobs/used_nodes", params={"ts": 1_800_000_000})
     assert r.status_code == 200 and r.json() == {"usedNodes": {"fritz": ["f0726", "f0727"]}}
     assert c.get("/api/jobs/used_nodes", params={"ts": 1}).json() == {"usedNodes": {}}
@@ -301,7 +345,9 @@ def test_metric_data_endpoints(fresh: ApiSite) -> None:
     r = c.get(f"/api/jobs/metrics/{db_id}", params=[("metric", "cpu_load"), ("scope", "node")])
     assert r.status_code == 200
     assert r.json() == {"data": None, "error": {"message": "you are not allowed to see this job"}}
-    r = fresh.api(["admin", "api"]).get(f"/api/jobs/metrics/{db_id}", params=[("metric", "cpu_load"), ("scope", "node")])
+    r = fresh.api(["admin", "api"]).get(
+        f"/api/jobs/metrics/{db_id}", params=[("metric", "cpu_load"), ("scope", "node")]
+    )
     assert r.status_code == 200
     body = r.json()
     assert set(body) == {"data", "error"}

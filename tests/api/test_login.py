@@ -46,7 +46,9 @@ def _cookie_attrs(set_cookie: str) -> dict[str, str]:
 
 def test_local_login_sets_a_hardened_session_cookie_and_opens_pages(site: ApiSite) -> None:
     c = site.client()
-    r = c.post("/login", data={"username": "alice", "password": "alice-pw", "redirect": "/monitoring/jobs/?x=1"})
+    r = c.post(
+        "/login", data={"username": "alice", "password": "alice-pw", "redirect": "/monitoring/jobs/?x=1"}
+    )
     assert r.status_code == 302
     assert r.headers["location"] == "/monitoring/jobs/?x=1"
     set_cookie = r.headers["set-cookie"]
@@ -58,8 +60,13 @@ def test_local_login_sets_a_hardened_session_cookie_and_opens_pages(site: ApiSit
     page = c.get("/", headers={"accept": "text/html"})
     assert page.status_code == 200 and "ClusterCockpit" in page.text
     # The session works for the frontend API and GraphQL, not for /api (token only).
-    assert c.post("/frontend/configuration/", data={"key": "plot_list_selectedMetrics", "value": '["a"]'}).status_code == 200
-    q = c.post("/query", json={"query": "{ user(username: \"alice\") { username } }"})
+    assert (
+        c.post(
+            "/frontend/configuration/", data={"key": "plot_list_selectedMetrics", "value": '["a"]'}
+        ).status_code
+        == 200
+    )
+    q = c.post("/query", json={"query": '{ user(username: "alice") { username } }'})
     assert q.status_code == 200 and q.json()["data"]["user"]["username"] == "alice"
     assert c.get("/api/jobs/").status_code == 401
 
@@ -88,12 +95,20 @@ def test_failed_logins_say_the_same_for_unknown_users_and_wrong_passwords(site: 
         assert "set-cookie" not in r.headers
 
 
-REDIRECTS = [("https://evil.example/", "/"), ("//evil.example", "/"), ("/\\evil.example", "/"), ("/ok", "/ok"), ("", "/")]
+REDIRECTS = [
+    ("https://evil.example/", "/"),
+    ("//evil.example", "/"),
+    ("/\\evil.example", "/"),
+    ("/ok", "/ok"),
+    ("", "/"),
+]
 
 
 @pytest.mark.parametrize(("i", "target", "expected"), [(i, t, e) for i, (t, e) in enumerate(REDIRECTS)])
 def test_login_redirects_only_to_relative_paths(site: ApiSite, i: int, target: str, expected: str) -> None:
-    r = site.client().post("/login", data={"username": f"redir{i}", "password": "redir-pw", "redirect": target})
+    r = site.client().post(
+        "/login", data={"username": f"redir{i}", "password": "redir-pw", "redirect": target}
+    )
     assert r.status_code == 302 and r.headers["location"] == expected
 
 
@@ -147,7 +162,9 @@ def test_jwt_login_with_hs256_and_hs512(tmp_path: Path) -> None:
     try:
         now = int(time.time())
         for alg in ("HS256", "HS512"):
-            tok = _hs({"sub": "carol", "roles": ["user", "bogus"], "projects": ["p1"], "exp": now + 60}, key, alg)
+            tok = _hs(
+                {"sub": "carol", "roles": ["user", "bogus"], "projects": ["p1"], "exp": now + 60}, key, alg
+            )
             c = s.client()
             r = c.get("/jwt-login", params={"login-token": tok, "redirect": "/x"})
             assert r.status_code == 302 and r.headers["location"] == "/x", r.text
@@ -187,7 +204,11 @@ def test_jwt_cookie_cross_login_with_trusted_issuer(tmp_path: Path) -> None:
     try:
         cross = load_private_key(cross_priv)
         now = int(time.time())
-        good = jwt.encode({"sub": "dave", "roles": ["user"], "iss": "portal.example", "exp": now + 60}, cross, algorithm="EdDSA")
+        good = jwt.encode(
+            {"sub": "dave", "roles": ["user"], "iss": "portal.example", "exp": now + 60},
+            cross,
+            algorithm="EdDSA",
+        )
         c = s.client()
         c.cookies.set("cc-jwt", good)
         r = c.get("/jwt-login")
@@ -200,9 +221,13 @@ def test_jwt_cookie_cross_login_with_trusted_issuer(tmp_path: Path) -> None:
         c2.cookies.set("cc-jwt", own)
         assert c2.get("/jwt-login").status_code == 302
         refused = {
-            "other issuer": jwt.encode({"sub": "x", "roles": ["admin"], "iss": "evil"}, cross, algorithm="EdDSA"),
+            "other issuer": jwt.encode(
+                {"sub": "x", "roles": ["admin"], "iss": "evil"}, cross, algorithm="EdDSA"
+            ),
             "trusted issuer, wrong key": jwt.encode(
-                {"sub": "x", "roles": ["admin"], "iss": "portal.example"}, Ed25519PrivateKey.generate(), algorithm="EdDSA"
+                {"sub": "x", "roles": ["admin"], "iss": "portal.example"},
+                Ed25519PrivateKey.generate(),
+                algorithm="EdDSA",
             ),
             "HS256": _hs({"sub": "x", "roles": ["admin"], "iss": "portal.example"}, b"k" * 48),
         }
@@ -274,6 +299,6 @@ def test_login_page_escapes_the_redirect_value(site: ApiSite) -> None:
 def test_json_roundtrip_of_login_info(site: ApiSite) -> None:
     """The graphql user query sees the session's user (roles from the session)."""
     c = site.browser(["admin"], "root")
-    r = c.post("/query", json={"query": "{ user(username: \"alice\") { username name } }"})
+    r = c.post("/query", json={"query": '{ user(username: "alice") { username name } }'})
     assert r.status_code == 200, r.text
     assert json.loads(r.text)["data"]["user"]["username"] == "alice"

@@ -71,7 +71,11 @@ def test_15_2_metric_names_in_json_paths_are_validated(server: ApiSite) -> None:
 def test_15_4_cors_never_allows_credentials(server: ApiSite) -> None:
     r = server.client().options(
         "/api/jobs/",
-        headers={"origin": "https://evil.example", "access-control-request-method": "GET", "access-control-request-headers": "Authorization"},
+        headers={
+            "origin": "https://evil.example",
+            "access-control-request-method": "GET",
+            "access-control-request-headers": "Authorization",
+        },
     )
     assert r.headers.get("access-control-allow-origin") == "*"
     assert "access-control-allow-credentials" not in r.headers
@@ -83,7 +87,9 @@ def test_15_5_security_headers_everywhere(server: ApiSite, path: str) -> None:
     assert r.headers["x-content-type-options"] == "nosniff"
     assert r.headers["x-frame-options"] == "DENY"
     assert r.headers["referrer-policy"] == "same-origin"
-    assert r.headers["content-security-policy"] == "frame-ancestors 'none'; object-src 'none'; base-uri 'self'"
+    assert (
+        r.headers["content-security-policy"] == "frame-ancestors 'none'; object-src 'none'; base-uri 'self'"
+    )
     assert "strict-transport-security" not in r.headers  # plain HTTP, no trusted proxy
 
 
@@ -95,7 +101,9 @@ def test_15_6_job_text_is_escaped_in_pages(server: ApiSite) -> None:
     c = server.api()
     db_id = c.post("/api/jobs/start_job/", json=start_payload(job_id=6060)).json()["id"]
     payload = '<img src=x onerror="alert(1)"><script>alert(2)</script>'
-    assert c.patch(f"/api/jobs/edit_meta/{db_id}", json={"key": "message", "value": payload}).status_code == 200
+    assert (
+        c.patch(f"/api/jobs/edit_meta/{db_id}", json={"key": "message", "value": payload}).status_code == 200
+    )
     job = c.get(f"/api/jobs/{db_id}").json()["Meta"]
     assert job["metaData"]["message"] == payload  # stored as given; escaping is the page's job
     env = server.app.template_engine.engine
@@ -114,7 +122,12 @@ def test_15_7_projects_and_tag_scopes_are_bound_parameters(fresh: ApiSite) -> No
     """Manager projects and tag scopes come from LDAP/OIDC: as SQL text they would open every job."""
     api = fresh.api()
     for i, project in enumerate(["pa", "pb", "pc"]):
-        assert api.post("/api/jobs/start_job/", json=start_payload(job_id=7000 + i, project=project, user=f"u{i}")).status_code == 201
+        assert (
+            api.post(
+                "/api/jobs/start_job/", json=start_payload(job_id=7000 + i, project=project, user=f"u{i}")
+            ).status_code
+            == 201
+        )
     evil_project = "x') OR 1=1 OR ('1'='1"
     c = fresh.client()
     c.cookies.set("session", fresh.session(["manager"], "mgr", projects=[evil_project]))
@@ -124,14 +137,21 @@ def test_15_7_projects_and_tag_scopes_are_bound_parameters(fresh: ApiSite) -> No
     # A username used as a tag scope: an injected scope must not reveal other scopes' tags.
     admin = fresh.api(["admin", "api"])
     job = api.get("/api/jobs/").json()["jobs"][0]["id"]
-    assert admin.post(f"/api/jobs/tag_job/{job}", json=[{"type": "secret", "name": "s", "scope": "admin"}]).status_code == 200
+    assert (
+        admin.post(
+            f"/api/jobs/tag_job/{job}", json=[{"type": "secret", "name": "s", "scope": "admin"}]
+        ).status_code
+        == 200
+    )
     sneaky = fresh.client()
     sneaky.cookies.set("session", fresh.session(["user"], "x' OR tag_scope='admin"))
     r = sneaky.post("/query", json={"query": "{ tags { name scope } }"})
     assert r.status_code == 200
     assert all(t["scope"] != "admin" for t in r.json()["data"]["tags"])
     # The free-text `shared` filter (interpolated upstream) is checked and bound.
-    r = fresh.browser(["admin"]).post("/query", json={"query": """{ jobs(filter: [{shared: "none' OR '1'='1"}]) { count } }"""})
+    r = fresh.browser(["admin"]).post(
+        "/query", json={"query": """{ jobs(filter: [{shared: "none' OR '1'='1"}]) { count } }"""}
+    )
     assert r.status_code == 200 and r.json().get("errors")
 
 
@@ -145,7 +165,9 @@ def test_15_8_non_positive_pages_are_400(server: ApiSite, params: dict[str, int]
 
 
 def test_15_8_graphql_page_zero_is_an_error(server: ApiSite) -> None:
-    r = server.browser(["admin"]).post("/query", json={"query": "{ jobs(page: {itemsPerPage: 10, page: 0}) { count } }"})
+    r = server.browser(["admin"]).post(
+        "/query", json={"query": "{ jobs(page: {itemsPerPage: 10, page: 0}) { count } }"}
+    )
     assert r.json().get("errors")
 
 
@@ -154,11 +176,15 @@ def test_15_8_graphql_page_zero_is_an_error(server: ApiSite) -> None:
 
 def test_15_9_cross_site_state_changes_are_blocked(fresh: ApiSite) -> None:
     before = _job_count(fresh)
-    r = fresh.api().post("/api/jobs/start_job/", json=start_payload(job_id=9090), headers={"sec-fetch-site": "cross-site"})
+    r = fresh.api().post(
+        "/api/jobs/start_job/", json=start_payload(job_id=9090), headers={"sec-fetch-site": "cross-site"}
+    )
     assert r.status_code == 403 and r.text == "cross-site request blocked"
     assert _job_count(fresh) == before
     r = fresh.browser(["admin"]).post(
-        "/config/users/", data={"username": "evil", "password": "x", "role": "admin"}, headers={"sec-fetch-site": "cross-site"}
+        "/config/users/",
+        data={"username": "evil", "password": "x", "role": "admin"},
+        headers={"sec-fetch-site": "cross-site"},
     )
     assert r.status_code == 403
     assert fresh.services.db.users.get_sync("evil") is None
@@ -183,7 +209,9 @@ def test_15_12_login_rate_limit_and_relative_redirects(fresh: ApiSite) -> None:
     r = c.post("/login", data={"username": "victim", "password": "correct horse"})
     assert r.status_code == 401 and "too many login attempts" in r.text
     fresh.services.db.users.add_sync("other", password="pw", roles=["user"])
-    r = c.post("/login", data={"username": "other", "password": "pw", "redirect": "https://evil.example/phish"})
+    r = c.post(
+        "/login", data={"username": "other", "password": "pw", "redirect": "https://evil.example/phish"}
+    )
     assert r.status_code == 302 and r.headers["location"] == "/"
 
 
@@ -192,8 +220,14 @@ def test_15_12_forwarded_headers_cannot_dodge_the_rate_limit(fresh: ApiSite) -> 
     fresh.services.db.users.add_sync("target", password="pw", roles=["user"])
     c = fresh.client()
     for i in range(5):
-        c.post("/login", data={"username": "target", "password": "no"}, headers={"x-forwarded-for": f"10.0.0.{i}"})
-    r = c.post("/login", data={"username": "target", "password": "pw"}, headers={"x-forwarded-for": "10.9.9.9"})
+        c.post(
+            "/login",
+            data={"username": "target", "password": "no"},
+            headers={"x-forwarded-for": f"10.0.0.{i}"},
+        )
+    r = c.post(
+        "/login", data={"username": "target", "password": "pw"}, headers={"x-forwarded-for": "10.9.9.9"}
+    )
     assert r.status_code == 401 and "too many" in r.text
 
 
@@ -205,7 +239,13 @@ def test_15_14_machine_state_path_components_are_validated(tmp_path: Path) -> No
     site = make_server(tmp_path / "s", main={"machine-state-dir": str(state)})
     try:
         c = site.api()
-        for cluster, host in [("..", "x"), ("fritz", ".."), ("fritz", "..%2F..%2Fetc"), ("a%5C..", "b"), ("fritz", "a..b")]:
+        for cluster, host in [
+            ("..", "x"),
+            ("fritz", ".."),
+            ("fritz", "..%2F..%2Fetc"),
+            ("a%5C..", "b"),
+            ("fritz", "a..b"),
+        ]:
             r = c.put(f"/api/machine_state/{cluster}/{host}", content=b'{"pwned": true}')
             assert r.status_code in (400, 404), (cluster, host, r.status_code)
         written = [p for p in tmp_path.rglob("*") if p.is_file() and b"pwned" in p.read_bytes()]
@@ -225,7 +265,9 @@ def test_15_15_api_allow_list_uses_the_socket_address(tmp_path: Path) -> None:
             assert c.get("/api/jobs/", headers=header).status_code == 403
     finally:
         site.stop()
-    site = make_server(tmp_path / "t", main={"api-allowed-ips": ["10.1.2.3"], "trusted-proxies": ["127.0.0.1"]})
+    site = make_server(
+        tmp_path / "t", main={"api-allowed-ips": ["10.1.2.3"], "trusted-proxies": ["127.0.0.1"]}
+    )
     try:
         c = site.api()
         assert c.get("/api/jobs/", headers={"x-forwarded-for": "10.1.2.3"}).status_code == 200
@@ -240,17 +282,23 @@ def test_15_15_api_allow_list_uses_the_socket_address(tmp_path: Path) -> None:
 def test_15_16_tokens_expire(server: ApiSite) -> None:
     key = load_private_key(server.private_key)
     expired = mint(key, "alice", ["api"], max_age_seconds=60, now=time.time() - 3600)
-    no_exp_but_old = jwt.encode({"sub": "alice", "roles": ["api"], "iat": int(time.time()) - 7200}, key, algorithm="EdDSA")
+    no_exp_but_old = jwt.encode(
+        {"sub": "alice", "roles": ["api"], "iat": int(time.time()) - 7200}, key, algorithm="EdDSA"
+    )
     for tok in (expired, no_exp_but_old):
         r = server.client().get("/api/jobs/", headers={"X-Auth-Token": tok})
         assert r.status_code == 401, r.text
-    assert server.client().get("/api/jobs/", headers={"X-Auth-Token": server.token(["api"])}).status_code == 200
+    assert (
+        server.client().get("/api/jobs/", headers={"X-Auth-Token": server.token(["api"])}).status_code == 200
+    )
 
 
 def test_forged_tokens_are_401(server: ApiSite) -> None:
     pub_raw = base64.b64decode(server.public_key)
-    pem = load_private_key(server.private_key).public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    pem = (
+        load_private_key(server.private_key)
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     claims = {"sub": "alice", "roles": ["admin", "api"], "iat": int(time.time())}
     forged = {

@@ -93,7 +93,12 @@ def test_cli_command_name_clash_is_refused() -> None:
 
 def test_litestar_plugins_add_routes_templates_and_navigation(tmp_path) -> None:  # type: ignore[no-untyped-def]
     cfg_file = tmp_path / "config.json"
-    cfg_file.write_text(json.dumps({"archive": {"kind": "example-null", "label": "L"}}))
+    # Authentication off: this test is about plugin pages, not logins (every request is the anonymous admin).
+    cfg_file.write_text(
+        json.dumps(
+            {"main": {"disable-authentication": True}, "archive": {"kind": "example-null", "label": "L"}}
+        )
+    )
     cfg = load_config(cfg_file, environ={})
     app = create_app(cfg, registry=registry())
     with TestClient(app) as client:

@@ -26,17 +26,21 @@ from cc_core.web import Contribution
 PUB, PRIV = generate_keypair()
 
 
-@get("/api/boom", sync_to_thread=False)
+# The test routes are public (no login): these tests are about global HTTP behaviour, not auth.
+PUBLIC = {"auth_group": "public"}
+
+
+@get("/api/boom", sync_to_thread=False, opt=PUBLIC)
 def boom() -> None:
     raise RuntimeError("secret internals /etc/passwd")
 
 
-@get("/page/boom", sync_to_thread=False)
+@get("/page/boom", sync_to_thread=False, opt=PUBLIC)
 def page_boom() -> None:
     raise RuntimeError("secret internals")
 
 
-@post("/api/echo-size")
+@post("/api/echo-size", opt=PUBLIC)
 async def echo_size(request: Request[Any, Any, Any]) -> dict[str, int]:
     return {"size": len(await request.body())}
 
@@ -51,7 +55,9 @@ def make_client(tmp_path: Path, main: dict[str, Any] | None = None, env: dict[st
     (tmp_path / "config.json").write_text(
         json.dumps({"main": main or {}, "auth": {"jwts": {"max-age": "1h"}}})
     )
-    environ = {"JWT_PUBLIC_KEY": PUB, "JWT_PRIVATE_KEY": PRIV} if env is None else env
+    environ = (
+        {"JWT_PUBLIC_KEY": PUB, "JWT_PRIVATE_KEY": PRIV, "SESSION_KEY": "k" * 32} if env is None else env
+    )
     cfg = load_config(tmp_path / "config.json", environ=environ)
     registry = make_plugin_manager(environ={}, extra_plugins=[TestRoutes()])
     return TestClient(create_app(cfg, registry=registry), raise_server_exceptions=False)

@@ -15,17 +15,25 @@ KEY = base64.b64decode(base64.b64encode(b"k" * 32))
 
 def test_session_round_trip_and_tamper_detection() -> None:
     codec = SessionCodec(KEY, 3600)
-    user = User("alice", roles=["user", "manager"], projects=["p1"], auth_source=AuthSource.LDAP, name="Alice")
+    user = User(
+        "alice", roles=["user", "manager"], projects=["p1"], auth_source=AuthSource.LDAP, name="Alice"
+    )
     cookie = codec.encode(user, now=1000)
     back = codec.decode(cookie, now=1001)
     assert back is not None
     assert (back.username, back.roles, back.projects, back.auth_source, back.name) == (
-        "alice", ["user", "manager"], ["p1"], AuthSource.LDAP, "Alice",
+        "alice",
+        ["user", "manager"],
+        ["p1"],
+        AuthSource.LDAP,
+        "Alice",
     )
     body, sig = cookie.split(".")
-    forged_body = base64.urlsafe_b64encode(
-        base64.urlsafe_b64decode(body + "==").replace(b'"user"', b'"admin"')
-    ).rstrip(b"=").decode()
+    forged_body = (
+        base64.urlsafe_b64encode(base64.urlsafe_b64decode(body + "==").replace(b'"user"', b'"admin"'))
+        .rstrip(b"=")
+        .decode()
+    )
     assert codec.decode(f"{forged_body}.{sig}", now=1001) is None
     assert codec.decode(cookie, now=1000 + 3601) is None  # expired
     assert SessionCodec(b"x" * 32, 3600).decode(cookie, now=1001) is None  # other key (another site)

@@ -38,7 +38,10 @@ class _GraphQLPlugin:
 
 def _client(tmp_path: Path, **router_kw: Any) -> TestClient[Any]:
     (tmp_path / "config.json").write_text(json.dumps({"main": {}, "auth": {"jwts": {"max-age": "1h"}}}))
-    cfg = load_config(tmp_path / "config.json", environ={"JWT_PUBLIC_KEY": PUB, "JWT_PRIVATE_KEY": PRIV})
+    cfg = load_config(
+        tmp_path / "config.json",
+        environ={"JWT_PUBLIC_KEY": PUB, "JWT_PRIVATE_KEY": PRIV, "SESSION_KEY": "k" * 32},
+    )
     registry = make_plugin_manager(environ={}, extra_plugins=[_GraphQLPlugin(**router_kw)])
     return TestClient(create_app(cfg, registry=registry), raise_server_exceptions=False)
 

@@ -76,10 +76,34 @@ def test_written_data_is_served_and_free_releases_it(app: App) -> None:
 
 def test_large_bodies_are_parsed_off_the_event_loop(app: App) -> None:
     n = 40_000  # ~1.4 MB: above the worker-thread threshold
-    body = "\n".join(
-        f"cpu_load,hostname=h{k % 400} value=1 {T0 + 60 * (k // 400)}" for k in range(n)
-    ).encode()
+    body = "\n".join(f"cpu_load,hostname=h{k % 40} value=1 {T0 + 60 * (k // 40)}" for k in range(n)).encode()
     r = app.client.post(f"/api/write?cluster={CLUSTER}", content=body, headers=app.auth())
     assert r.status_code == 200
     store = app.services.context.services["metric_store"]
     assert store.engine.totals.stored >= n
+
+
+def test_retention_keeps_the_hosts_of_running_jobs(app: App) -> None:
+    """The engine's retention (run from its worker thread) asks the database for running jobs' hosts."""
+    import asyncio
+    import time
+
+    body = _lines("busy", 10) + b"\n" + _lines("idle", 10)
+    assert (
+        app.client.post(f"/api/write?cluster={CLUSTER}", content=body, headers=app.auth()).status_code == 200
+    )
+    job = Job(
+        job_id=7,
+        user="u",
+        project="p",
+        cluster=CLUSTER,
+        sub_cluster="main",
+        start_time=T0,
+        num_nodes=1,
+        resources=[Resource("busy")],
+    )
+    app.call(app.services.db.jobs.start, job)
+    engine = app.services.context.services["metric_store"].engine
+    freed = app.call(asyncio.to_thread, engine.run_retention, int(time.time()))
+    assert freed >= 1
+    assert engine.store.list_children([CLUSTER]) == ["busy"]
