@@ -77,9 +77,11 @@ def register_authenticators(register: Register) -> None:
     """Register login mechanisms (classes implementing `cc_core.interfaces.Authenticator`).
 
     ``cls.kind`` names the mechanism (``local``, ``jwt``, ``ldap``, ``oidc``). An authenticator is enabled
-    when its section exists under ``auth`` in ``config.json`` (``local`` and ``jwt`` are always enabled);
-    enabled authenticators are tried in the order the config lists them, as upstream tries
-    LDAP → JWT session → JWT cookie → local.
+    when its section exists under ``auth`` in ``config.json`` and is built as ``cls(section, context)``;
+    the built-ins ``jwt`` and ``local`` are always enabled. Enabled authenticators are tried in the order
+    the config lists them, followed by ``jwt`` and ``local`` unless the config lists those too — which
+    gives upstream's LDAP → JWT session → JWT cookie → local (`cc_core.auth.service`). The first whose
+    ``can_login`` applies decides; ``login`` returns the `User` or raises `cc_core.auth.errors.LoginError`.
     """
 
 

@@ -29,7 +29,16 @@ init-db pipeline: the archive backend reads and decodes ``meta.json`` files one 
 thread (`FsArchive.iter_jobs`), the event loop checks and enriches each job, and a dedicated writer
 thread holds the database transaction and bulk-inserts batch after batch (`JobRepository` bulk path:
 deferred indexes, ids assigned in bulk, tags with their scope). The three overlap: file reads and
-SQLite's statement execution release the GIL.
+SQLite's statement execution release the GIL. A process pool for decoding was measured and does not
+pay on 2 cores (shipping decoded jobs back costs as much as decoding them; benchmarks/RESULTS.md).
+
+Why one transaction rather than building a new SQLite file and swapping it in: it works the same on
+PostgreSQL, keeps users, node states and configuration untouched without copying them, and on SQLite
+(WAL) a running server keeps reading the old jobs until the commit. On PostgreSQL, dropping the job
+indexes for the load locks the job table until the commit: run init-db with the server stopped, as
+upstream requires anyway. The bulk path's row insert is ``JobRepository._insert_many`` — the
+repository's own per-transaction helper, used here because `JobRepository.bulk_loader` commits per
+batch and so cannot give one transaction.
 """
 
 from __future__ import annotations
@@ -163,8 +172,9 @@ def prepare_job(job: Job, clusters: Mapping[str, Cluster]) -> Job:
     return enrich_job(job, cluster, sub)
 
 
-async def load_archive_clusters(backend: ArchiveBackend) -> tuple[dict[str, Cluster], list[str]]:
-    """Every usable cluster of the archive (derived, contract §3.5) and one message per unusable one.
+async def load_archive_clusters(backend: ArchiveBackend) -> tuple[dict[str, Cluster], dict[str, str]]:
+    """Every usable cluster of the archive (derived, contract §3.5), and for each unusable one the
+    message saying why (``{name: "<path>: <problem>"}``).
 
     Unlike `cc_core.archive.load_clusters` this does not stop at the first broken ``cluster.json``: the
     importer reports it and still imports the jobs of the other clusters.
@@ -172,14 +182,14 @@ async def load_archive_clusters(backend: ArchiveBackend) -> tuple[dict[str, Clus
     from cc_core.schema.cluster import ClusterConfigError
 
     out: dict[str, Cluster] = {}
-    errors: list[str] = []
+    broken: dict[str, str] = {}
     for name in await backend.get_clusters():
         try:
             raw = await backend.load_cluster_config(name)
             out[name] = raw.derive(source=f"{name}/cluster.json")
         except (ArchiveError, ClusterConfigError) as e:
-            errors.append(str(e))
-    return out, errors
+            broken[name] = str(e)
+    return out, broken
 
 
 # =============================================================================== init-db
@@ -375,8 +385,8 @@ async def init_db(
     """
     report = InitDBReport()
     if clusters is None:
-        clusters, problems = await load_archive_clusters(backend)
-        report.cluster_errors.extend(problems)
+        clusters, broken = await load_archive_clusters(backend)
+        report.cluster_errors.extend(broken.values())
     writer = _WriterThread(db, report)
     batch_paths: list[str] = []
     batch_jobs: list[Job] = []
@@ -625,9 +635,11 @@ async def prepare_imports(
     pairs: Sequence[tuple[Path, Path]],
     *,
     validate: bool = False,
+    broken: Mapping[str, str] | None = None,
 ) -> list[PreparedImport]:
     """Read, decode, check and enrich every pair before anything is written; the first problem raises
-    `ImportJobError` naming the file. Jobs already in the database, or given twice, are problems."""
+    `ImportJobError` naming the file. Jobs already in the database, or given twice, are problems.
+    ``broken`` (from `load_archive_clusters`) explains why a job's cluster is unusable."""
     from cc_core.db import SYSTEM_USER
 
     out: list[PreparedImport] = []
@@ -638,6 +650,10 @@ async def prepare_imports(
         try:
             job = prepare_job(job, clusters)
         except ImportProblem as e:
+            if broken and job.cluster in broken:
+                raise ImportJobError(
+                    f"{meta_path}: cluster {job.cluster!r} cannot be used: {broken[job.cluster]}"
+                ) from None
             raise ImportJobError(f"{meta_path}: {e}") from None
         key = (job.job_id, job.cluster, job.start_time)
         if key in seen:
@@ -697,9 +713,10 @@ async def import_jobs(
     Every pair is read and checked first (fail fast, nothing written); then the jobs are imported one
     by one, each atomically (see `import_prepared`). ``backend`` must be initialised.
     """
+    broken: dict[str, str] = {}
     if clusters is None:
-        clusters, _ = await load_archive_clusters(backend)
-    prepared = await prepare_imports(db, clusters, pairs, validate=validate)
+        clusters, broken = await load_archive_clusters(backend)
+    prepared = await prepare_imports(db, clusters, pairs, validate=validate, broken=broken)
     done: list[Job] = []
     for item in prepared:
         try:

@@ -114,6 +114,15 @@ async def _do_login(request: Request[Any, Any, Any]) -> Response[Any]:
     except LoginError as e:
         log.info("login failed for %r from %s: %s", username, client, e)
         return login_page(request, message=str(e), status_code=401, redirect=redirect, title="Login failed")
+    except Exception:  # a login backend failed (e.g. LDAP unreachable): say so, never a traceback
+        log.exception("login of %r from %s: an authenticator failed", username, client)
+        return login_page(
+            request,
+            message="the login service is unavailable, try again later",
+            status_code=503,
+            redirect=redirect,
+            title="Login failed",
+        )
     cookies = [_session_cookie(request, service, user)]
     for name in request.state.get(DELETE_COOKIES_STATE) or ():
         cookies.append(_expired(name))

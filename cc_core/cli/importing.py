@@ -112,11 +112,14 @@ def init_db_cmd(ctx: click.Context, validate: bool | None, batch_size: int) -> N
 
     Deletes every job, tag and job-tag link, then imports every job of the archive with footprint,
     energy footprint and energy computed from its statistics; tags keep their scope. All of it is one
-    database transaction: if the import fails as a whole, the database is left as it was. Jobs that
-    cannot be imported are listed with their archive path and skipped (exit status 1).
+    database transaction: if the import fails as a whole, the database is left as it was (and on SQLite
+    a running server keeps showing the old jobs until the new ones are committed). Jobs that cannot be
+    imported are listed with their archive path and skipped (exit status 1). An archive without any
+    cluster is refused.
     """
     from cc_core.archive import tools
-    from cc_core.cli.archive import open_archive
+    from cc_core.archive.errors import ArchiveError
+    from cc_core.cli.archive import _where, open_archive
     from cc_core.db import Database
     from cc_core.importer import init_db
 
@@ -128,6 +131,12 @@ def init_db_cmd(ctx: click.Context, validate: bool | None, batch_size: int) -> N
         backend = open_archive(ctx, None, validate=check)
         await backend.init()
         try:
+            if not await backend.get_clusters():
+                # A mistyped archive path would otherwise empty the database (and bootstrap an archive).
+                raise ArchiveError(
+                    _where(backend),
+                    "the archive holds no cluster: is archive.path right? Database unchanged.",
+                )
             console = _stderr()
             total = await tools.count_jobs(backend) if console.is_terminal else None
             with Database.from_config(cfg) as db, _progress(console, total) as progress:

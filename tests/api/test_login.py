@@ -302,3 +302,41 @@ def test_json_roundtrip_of_login_info(site: ApiSite) -> None:
     r = c.post("/query", json={"query": '{ user(username: "alice") { username name } }'})
     assert r.status_code == 200, r.text
     assert json.loads(r.text)["data"]["user"]["username"] == "alice"
+
+
+def test_jwt_login_syncs_or_validates_users(tmp_path: Path) -> None:
+    key = base64.b64decode(HS_KEY)
+    s = make_server(
+        tmp_path / "sync",
+        auth={"jwts": {"max-age": "1h", "sync-user-on-login": True}},
+        env={"CROSS_LOGIN_JWT_HS512_KEY": HS_KEY},
+    )
+    try:
+        tok = _hs(
+            {"sub": "newcomer", "roles": ["user"], "projects": ["p1"], "name": {"values": ["New", "Comer"]}},
+            key,
+        )
+        assert s.client().get("/jwt-login", params={"login-token": tok}).status_code == 302
+        stored = s.services.db.users.get_sync("newcomer")
+        assert stored is not None and stored.roles == ["user"] and stored.name == "New Comer"
+    finally:
+        s.stop()
+    s = make_server(
+        tmp_path / "validate",
+        auth={"jwts": {"max-age": "1h", "validate-user": True}},
+        env={"CROSS_LOGIN_JWT_HS512_KEY": HS_KEY},
+    )
+    try:
+        s.services.db.users.add_sync("known", password=None, roles=["support"])
+        c = s.client()
+        tok = _hs({"sub": "known", "roles": ["admin"]}, key)  # roles in the token do not count
+        assert c.get("/jwt-login", params={"login-token": tok}).status_code == 302
+        assert c.get("/config/roles/").status_code == 403  # support, not admin
+        assert (
+            s.client()
+            .get("/jwt-login", params={"login-token": _hs({"sub": "stranger", "roles": ["admin"]}, key)})
+            .status_code
+            == 401
+        )
+    finally:
+        s.stop()

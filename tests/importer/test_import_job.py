@@ -365,3 +365,16 @@ def test_gzipped_data_file_is_accepted(fritz_site: Site, tmp_path: Path) -> None
     gz.write_bytes(gzip.compress(DATA.read_bytes()))
     code, _, err = fritz_site.cli("import-job", f"{MINIMAL}:{gz}")
     assert code == 0, err
+
+
+def test_unusable_cluster_config_is_named(tmp_path: Path) -> None:
+    archive = fritz_archive(tmp_path / "archive")
+    (archive / "fritz" / "cluster.json").write_text(
+        '{"name": "fritz", "metricConfig": [], "subClusters": []}'
+    )
+    site = make_site(tmp_path / "site", archive)
+    code, _, err = site.cli("import-job", f"{MINIMAL}:{DATA}")
+    assert code == 1
+    line = _error_line(err)
+    assert "cluster 'fritz' cannot be used" in line and "has no metric configurations" in line
+    _nothing_written(site)

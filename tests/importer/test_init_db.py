@@ -384,3 +384,15 @@ def test_generated_meta_decodes_with_the_archive_codec(tmp_path: Path) -> None:
     for p in (tmp_path / "archive").glob("*/cluster.json"):
         codec.decode_cluster_file(p.read_bytes(), str(p), validate=validation.available())
     shutil.rmtree(tmp_path / "archive")
+
+
+def test_cli_refuses_an_archive_without_clusters(tmp_path: Path) -> None:
+    """A mistyped archive path must not empty the database."""
+    site = make_site(tmp_path / "site", copy_tree(FIXTURE_ARCHIVE, tmp_path / "archive"))
+    assert site.cli("init-db")[0] == 0
+    empty = make_site(tmp_path / "site", tmp_path / "no-such-archive")
+    code, _, err = empty.cli("init-db")
+    assert code == 1
+    assert err.startswith("error: ") and "holds no cluster" in err and len(err.splitlines()) == 1
+    with Database(site.db) as db:
+        assert len(_all_jobs(db)) == 2
