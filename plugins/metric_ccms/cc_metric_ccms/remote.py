@@ -217,3 +217,37 @@ def host_regex(hosts: Sequence[str]) -> str:
 def any_value(values: Any) -> np.ndarray:
     """Sample values as float64; strings such as ``"NaN"``/``"+Inf"`` (Prometheus) included."""
     return np.asarray([float(v) if v is not None else np.nan for v in values], dtype=np.float64)
+
+
+class HTTPScratchStoreBackend(ScratchStoreBackend):
+    """A `ScratchStoreBackend` whose database speaks HTTP: one pooled client per backend instance.
+
+    Subclasses set ``Config`` (with ``url`` and ``timeout``) and may add client options (e.g. auth)
+    through `client_options`.
+    """
+
+    def __init__(self, config: Any, context: PluginContext | None = None) -> None:
+        super().__init__(context)
+        self.config = config
+        self.base_url = config.url.rstrip("/")
+        self._client: Any = None
+
+    def client_options(self) -> dict[str, Any]:
+        return {}
+
+    async def start(self) -> None:
+        self._http()
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def _http(self) -> Any:
+        if self._client is None:
+            import httpx
+
+            self._client = httpx.AsyncClient(
+                timeout=self.config.timeout, trust_env=False, **self.client_options()
+            )
+        return self._client

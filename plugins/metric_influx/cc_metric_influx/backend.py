@@ -16,14 +16,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 import numpy as np
-from cc_metric_ccms.remote import RemoteSeries, ScratchStoreBackend, host_regex
+from cc_metric_ccms.remote import HTTPScratchStoreBackend, RemoteSeries, host_regex
 from cc_metric_ccms.store import MetricStoreError
 
 from cc_metric_influx.config import InfluxConfig
 
 if TYPE_CHECKING:
-    import httpx
-
     from cc_core.context import PluginContext
     from cc_core.schema.cluster import Cluster, MetricConfig
 
@@ -61,32 +59,14 @@ def literal(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-class InfluxBackend(ScratchStoreBackend):
+class InfluxBackend(HTTPScratchStoreBackend):
     """See the module docstring."""
 
     kind: ClassVar[str] = "influxdb"
     Config: ClassVar[type] = InfluxConfig
 
     def __init__(self, config: InfluxConfig, context: PluginContext | None = None) -> None:
-        super().__init__(context)
-        self.config = config
-        self.base_url = config.url.rstrip("/")
-        self._client: httpx.AsyncClient | None = None
-
-    async def start(self) -> None:
-        self._http()
-
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            import httpx
-
-            self._client = httpx.AsyncClient(timeout=self.config.timeout, trust_env=False)
-        return self._client
+        super().__init__(config, context)
 
     # ----------------------------------------------------------------------------- InfluxQL
 

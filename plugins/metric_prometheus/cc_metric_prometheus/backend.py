@@ -17,18 +17,16 @@ import asyncio
 import logging
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 import numpy as np
-from cc_metric_ccms.remote import RemoteSeries, ScratchStoreBackend, host_regex
+from cc_metric_ccms.remote import HTTPScratchStoreBackend, RemoteSeries, host_regex
 from cc_metric_ccms.store import MetricStoreError
 
 from cc_metric_prometheus.config import PrometheusConfig
 
 if TYPE_CHECKING:
-    import httpx
-
     from cc_core.context import PluginContext
     from cc_core.schema.cluster import Cluster, MetricConfig
 
@@ -60,33 +58,19 @@ def _promql_string(s: str) -> str:
     return s.replace("\\", "\\\\").replace('"', '\\"')
 
 
-class PrometheusBackend(ScratchStoreBackend):
+class PrometheusBackend(HTTPScratchStoreBackend):
     """See the module docstring."""
 
     kind: ClassVar[str] = "prometheus"
     Config: ClassVar[type] = PrometheusConfig
 
     def __init__(self, config: PrometheusConfig, context: PluginContext | None = None) -> None:
-        super().__init__(context)
-        self.config = config
-        self.base_url = config.url.rstrip("/")
-        self._client: httpx.AsyncClient | None = None
+        super().__init__(config, context)
 
-    async def start(self) -> None:
-        self._http()
-
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            import httpx
-
-            auth = (self.config.username, self.config.password) if self.config.username else None
-            self._client = httpx.AsyncClient(timeout=self.config.timeout, auth=auth, trust_env=False)
-        return self._client
+    def client_options(self) -> dict[str, Any]:
+        if self.config.username:
+            return {"auth": (self.config.username, self.config.password)}
+        return {}
 
     # ------------------------------------------------------------------------------ PromQL
 
