@@ -64,6 +64,8 @@ _SESSION_USER_KEY = "cc_session_user"
 _NO_USER = object()
 
 _TOKEN_CACHE_SIZE = 10_000
+# The key pair in upstream's configs/env-template.txt: its private half is public.
+UPSTREAM_DEMO_PUBLIC_KEY = "kzfYrYy+TzpanWZHJ5qSdMj5uKUWgq74BWhQG6copP0="
 
 
 class AuthGroup(StrEnum):
@@ -161,6 +163,11 @@ class TokenAuth:
         pub = config.secret("JWT_PUBLIC_KEY")
         if pub:
             keys.append(load_public_key(pub))
+            if pub.strip().strip('"') == UPSTREAM_DEMO_PUBLIC_KEY:
+                log.warning(
+                    "JWT_PUBLIC_KEY is upstream's published demo key: anyone can sign tokens for this server; "
+                    "make your own with `clustercockpit gen-keypair`"
+                )
         else:
             log.warning("JWT_PUBLIC_KEY is not set: API tokens cannot be verified, /api answers 401")
         max_age = parse_duration(config.jwts.max_age)

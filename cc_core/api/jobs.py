@@ -33,7 +33,14 @@ from litestar.params import Parameter
 
 from cc_core.api.auth import AuthGroup, current_user, group_opt
 from cc_core.api.errors import APIError
-from cc_core.api.openapi import API_SECURITY, DefaultAPIResponse, errors, json_body, text_response
+from cc_core.api.openapi import (
+    API_SECURITY,
+    SKIP_COMPRESSION,
+    DefaultAPIResponse,
+    errors,
+    json_body,
+    text_response,
+)
 from cc_core.db.errors import NotFoundError
 from cc_core.db.filters import JobFilter, PageRequest, StringInput, TimeRange
 from cc_core.lifecycle import INT64, check_range, is_archived, start_job, stop_job, sync_archive_meta
@@ -250,6 +257,15 @@ async def _archive_synced(services: Any, job: Job, what: str) -> None:
         raise APIError(
             500, f"{what} stored in the database, but updating the job archive failed: {e}"
         ) from None
+
+
+def _rest_lifecycle_enabled(request: Request[Any, Any, Any]) -> None:
+    """Upstream mounts start_job/stop_job only without ``main.api-subjects``: with NATS configured, job
+    events come from there alone (two sources would race). We keep the routes and say why."""
+    if request.app.state["config"].main.api_subjects is not None:
+        raise APIError(
+            404, "start_job/stop_job over REST are off: main.api-subjects sends job events via NATS"
+        )
 
 
 def _json(value: Any) -> bytes:
@@ -521,10 +537,12 @@ class JobWriteController(Controller):
             StrictJob, "the job (upstream `schema.Job`); jobState is forced to running"
         ),
         responses=errors(400, 401, 403, 422),
+        opt={SKIP_COMPRESSION: True},
     )
     async def start_job(self, request: Request[Any, Any, Any]) -> StartJobAPIResponse:
         """Add a running job; answers its database id. 422 if the same jobId and cluster started less than
         24 h before."""
+        _rest_lifecycle_enabled(request)
         job = decode_body(_START, await request.body())
         stored = await start_job(_services(request), job, current_user(request))
         assert stored.id is not None
@@ -548,6 +566,7 @@ class JobWriteController(Controller):
     async def stop_job(self, request: Request[Any, Any, Any]) -> Job:
         """Mark a running job stopped (``jobState`` default ``completed``) and queue it for archiving; answers
         the job."""
+        _rest_lifecycle_enabled(request)
         req = decode_body(_STOP, await request.body())
         if req.job_id is None:
             raise APIError(400, "the field 'jobId' is required")

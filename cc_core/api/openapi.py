@@ -22,6 +22,10 @@ from litestar.openapi.spec import Components, OpenAPIMediaType, Operation, Reque
 _REF_PREFIX = "#/$defs/"
 
 
+# Handler ``opt`` key: the answer is always a few bytes, so the gzip middleware is skipped (app.py).
+SKIP_COMPRESSION = "skip_compression"
+
+
 class ErrorResponse(msgspec.Struct):
     """Upstream's error body (`api.ErrorResponse`)."""
 

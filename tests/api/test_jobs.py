@@ -398,3 +398,20 @@ def test_machine_state(tmp_path: Path) -> None:
         assert r.status_code == 404 and "not enabled" in r.json()["error"]
     finally:
         site.stop()
+
+
+def test_rest_start_stop_are_off_when_nats_carries_job_events(tmp_path: Path) -> None:
+    from .conftest import make_server
+
+    site = make_server(
+        tmp_path / "nats",
+        main={"api-subjects": {"subject-job-event": "cc.job.event", "subject-node-state": "cc.node.state"}},
+    )
+    try:
+        c = site.api()
+        r = c.post("/api/jobs/start_job/", json=start_payload())
+        assert r.status_code == 404 and "api-subjects" in r.json()["error"]
+        assert c.post("/api/jobs/stop_job/", json={"jobId": 1, "stopTime": 2}).status_code == 404
+        assert c.get("/api/jobs/").status_code == 200
+    finally:
+        site.stop()
