@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated, Any
 
 import msgspec
@@ -257,6 +257,26 @@ async def _archive_synced(services: Any, job: Job, what: str) -> None:
         raise APIError(
             500, f"{what} stored in the database, but updating the job archive failed: {e}"
         ) from None
+
+
+async def _tag_specs(request: Request[Any, Any, Any]) -> list[APITag]:
+    return decode_body(_TAGS, await request.body())  # type: ignore[no-any-return]
+
+
+async def _edit_job_tags(
+    request: Request[Any, Any, Any], id: str, edit: Callable[[Any, Any, int], Awaitable[Any]]
+) -> Job:
+    """Shared by tag_job and its DELETE: the job must exist for the caller (404), then ``edit`` runs
+    on the tag repository, and the job is answered with its visible tags (and its archived meta synced)."""
+    db_id = parse_db_id(id)
+    user = current_user(request)
+    services = _services(request)
+    with lookup_status(404, "finding job failed: "):
+        await services.db.jobs.find_by_id(user, db_id, with_metadata=False)
+    await edit(services.db.tags, user, db_id)
+    job = await services.db.jobs.find_by_id(user, db_id, with_metadata=True, with_tags=True)
+    await _archive_synced(services, job, "tags")
+    return job  # type: ignore[no-any-return]
 
 
 def _rest_lifecycle_enabled(request: Request[Any, Any, Any]) -> None:
@@ -601,18 +621,10 @@ class JobWriteController(Controller):
     )
     async def tag_job(self, request: Request[Any, Any, Any], id: DbId) -> Job:
         """Add tags to a job; scope rules of contract §6.4 apply. Answers the job with its visible tags."""
-        db_id = parse_db_id(id)
-        specs = decode_body(_TAGS, await request.body())
-        user = current_user(request)
-        services = _services(request)
-        with lookup_status(404, "finding job failed: "):
-            await services.db.jobs.find_by_id(user, db_id, with_metadata=False)
-        await services.db.tags.tag_job(
-            user, db_id, [Tag(type=t.type, name=t.name, scope=t.scope or "global") for t in specs]
+        tags = [Tag(type=t.type, name=t.name, scope=t.scope or "global") for t in await _tag_specs(request)]
+        return await _edit_job_tags(
+            request, id, lambda tags_repo, user, db_id: tags_repo.tag_job(user, db_id, tags)
         )
-        job = await services.db.jobs.find_by_id(user, db_id, with_metadata=True, with_tags=True)
-        await _archive_synced(services, job, "tags")
-        return job  # type: ignore[no-any-return]
 
     @delete(
         "/tag_job/{id:str}",
@@ -622,17 +634,11 @@ class JobWriteController(Controller):
     )
     async def remove_tag_job(self, request: Request[Any, Any, Any], id: DbId) -> Job:
         """Remove tags from a job (private tags are skipped, as upstream). Answers the job."""
-        db_id = parse_db_id(id)
-        specs = decode_body(_TAGS, await request.body())
-        user = current_user(request)
-        services = _services(request)
-        with lookup_status(404, "finding job failed: "):
-            await services.db.jobs.find_by_id(user, db_id, with_metadata=False)
-        keep = [Tag(type=t.type, name=t.name, scope=t.scope) for t in specs if t.scope in ("global", "admin")]
-        await services.db.tags.untag_job(user, db_id, keep)
-        job = await services.db.jobs.find_by_id(user, db_id, with_metadata=True, with_tags=True)
-        await _archive_synced(services, job, "tags")
-        return job  # type: ignore[no-any-return]
+        specs = await _tag_specs(request)
+        tags = [Tag(type=t.type, name=t.name, scope=t.scope) for t in specs if t.scope in ("global", "admin")]
+        return await _edit_job_tags(
+            request, id, lambda tags_repo, user, db_id: tags_repo.untag_job(user, db_id, tags)
+        )
 
     @patch(
         "/edit_meta/{id:str}",

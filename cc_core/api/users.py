@@ -75,6 +75,12 @@ class DeleteUserForm(msgspec.Struct):
 
 _UPDATE = msgspec.json.Decoder(UpdateUserAPIRequest)
 
+# The filter of both user listings (`/api/users/` and `/config/users/`).
+NotJustUser = Annotated[
+    str | None,
+    Parameter(query="not-just-user", description="`true`: only users with roles beyond `user`"),
+]
+
 
 def form_value(form: Any, key: str) -> str:
     """A text field of a form (missing → ``""``); a file upload where text belongs is a 400."""
@@ -145,10 +151,7 @@ async def _update(
 )
 async def api_get_users(
     request: Request[Any, Any, Any],
-    not_just_user: Annotated[
-        str | None,
-        Parameter(query="not-just-user", description="`true`: only users with roles beyond `user`"),
-    ] = None,
+    not_just_user: NotJustUser = None,
 ) -> list[APIReturnedUser]:
     """All users (needs a token with both ``admin`` and ``api``)."""
     return await _list(request, not_just_user)
@@ -175,10 +178,7 @@ async def api_update_user(request: Request[Any, Any, Any], id: str) -> DefaultAP
 @get("/config/users", tags=["Config"], security=SESSION_SECURITY, responses=errors(401, 403))
 async def config_get_users(
     request: Request[Any, Any, Any],
-    not_just_user: Annotated[
-        str | None,
-        Parameter(query="not-just-user", description="`true`: only users with roles beyond `user`"),
-    ] = None,
+    not_just_user: NotJustUser = None,
 ) -> list[APIReturnedUser]:
     """All users (admin session)."""
     return await _list(request, not_just_user)
