@@ -37,8 +37,10 @@ from cc_core.db.errors import DBError
 from cc_core.graphql import GraphQLServices, GraphQLSettings, graphql_router
 from cc_core.graphql.engine import GraphQLEngine
 from cc_core.metrics.errors import MetricDataError
+from cc_core.natsapi import NatsAPI
 from cc_core.plugins import PluginRegistry, describe, make_plugin_manager
 from cc_core.services import CoreServices
+from cc_core.tasks import create_task_manager
 from cc_core.web import STATIC_DIR, TEMPLATE_DIR, VENDOR_DIR, Contribution, NavItem
 
 log = logging.getLogger(__name__)
@@ -121,6 +123,13 @@ def create_app(
         services.db.close_sync()
         raise
     context.services["background"] = background
+    try:
+        tasks = create_task_manager(services)
+    except BaseException:
+        services.db.close_sync()
+        raise
+    nats_api = NatsAPI.from_services(services)
+    context.services.update(tasks=tasks, nats_api=nats_api)
 
     contributions: list[Any] = []
     for result in registry.hook.litestar_plugins(context=context):
@@ -184,9 +193,15 @@ def create_app(
             log.error("cannot start: %s", e)
             await services.close()
             raise
+        await tasks.start()
+        if nats_api is not None:
+            await nats_api.start()
         try:
             yield
         finally:
+            if nats_api is not None:
+                await nats_api.close()
+            await tasks.stop()
             cancelled = await background.drain(SHUTDOWN_TIMEOUT)
             await services.close()
             log.info("shutdown complete (%d background task(s) cancelled)", cancelled)

@@ -111,10 +111,28 @@ def register_schedulers(register: Register) -> None:
 def register_tasks(register: Register) -> None:
     """Register periodic background services (classes implementing `cc_core.interfaces.Task`).
 
-    ``cls.name`` is unique; ``instance.schedule`` says when it runs (an interval in seconds or a daily
-    ``"HH:MM"``). The task manager runs each task, logs every outcome, never lets one failing task stop
-    the others, and, with several replicas on one PostgreSQL database, runs it once per interval.
-    ``clustercockpit tasks run NAME`` runs one by hand.
+    ``cls.name`` is unique. The task manager builds each with ``cls.create(context)`` (a classmethod
+    returning the instance, or None when the configuration does not enable it); ``instance.schedule``
+    says when it runs (an interval in seconds, or a daily ``"HH:MM"`` local time) and ``await
+    instance.run()`` does one run and returns a short outcome (``str | None``). The manager logs every
+    outcome and duration, never lets one failing task stop the others, and, with several replicas on
+    one database, runs each due run once (a claim row in ``cc_task_run``). ``clustercockpit tasks list``
+    shows them, ``clustercockpit tasks run NAME`` runs one by hand. Example::
+
+        class PurgeTmp:
+            name: ClassVar[str] = "purge-tmp"
+
+            @classmethod
+            def create(cls, context: PluginContext) -> PurgeTmp | None:
+                section = context.section("$.my-plugin")
+                return cls(section) if section is not None else None
+
+            @property
+            def schedule(self) -> float | str:
+                return "04:30"
+
+            async def run(self) -> str | None:
+                return f"{purge()} files removed"
     """
 
 

@@ -298,13 +298,32 @@ class Scheduler(Protocol):
 
 @runtime_checkable
 class Task(Protocol):
-    """A periodic background service (upstream `taskmanager`, contract §10)."""
+    """A periodic background service (upstream `taskmanager`, contract §10), run by
+    `cc_core.tasks.TaskManager` inside the server.
+
+    The class is registered with ``register_tasks``; ``name`` is unique across plugins (``tasks run
+    NAME`` uses it). At start-up the manager calls ``cls.create(context)``: it reads the task's settings
+    with ``context.section(...)`` and the core objects from ``context.services`` (``"db"``,
+    ``"archive"``, ``"clusters"``, ``"metrics"``) and returns the instance, or None when the
+    configuration does not enable the task. Raise `cc_core.config.ConfigError` for a wrong setting
+    (start-up stops with the message); any other exception leaves only this task out.
+
+    ``run`` returns a short outcome for the log and ``tasks list`` (e.g. "12 jobs updated"); raising
+    marks the run failed with the exception's message. Neither stops the task's later runs nor other
+    tasks. With several replicas on one database each due run happens on one replica only.
+    """
 
     name: ClassVar[str]
 
+    @classmethod
+    def create(cls, context: Any) -> Task | None:
+        """The task for this configuration (``context``: `cc_core.context.PluginContext`), or None."""
+        ...
+
     @property
     def schedule(self) -> float | str:
-        """Seconds between runs, or a daily ``"HH:MM"`` (local time)."""
+        """Seconds between runs (due at every multiple of it since the epoch), or a daily ``"HH:MM"``
+        (local time)."""
         ...
 
     async def run(self) -> str | None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -218,6 +218,49 @@ class _ClusterWriter:
         self.rows, self.size = [], 0
 
 
+async def _open_writer(target: ArchiveBase, name: str, date: str, max_file_size_mb: int) -> _ClusterWriter:
+    """A writer for one cluster that never overwrites an earlier export of the same day: it continues
+    that day's file numbering."""
+    _, files = await target._list(name)
+    prefix = f"cc-archive-{date}-"
+    used = [int(f[len(prefix) : -8]) for f in files if f.startswith(prefix) and f[len(prefix) : -8].isdigit()]
+    return _ClusterWriter(name, target, max_file_size_mb * 1024 * 1024, date, max(used, default=0))
+
+
+async def export_jobs_parquet(
+    src: ArchiveBackend, target: ArchiveBase, jobs: Sequence[Job], *, max_file_size_mb: int = 512
+) -> tuple[Tally, list[str]]:
+    """Write the given archived jobs as Parquet files into ``target`` (retention ``format: parquet``),
+    with each cluster's ``cluster.json``. A job that cannot be read is counted in the tally's errors."""
+    _pa()
+    tally = Tally()
+    date = _dt.date.today().isoformat()
+    writers: dict[str, _ClusterWriter] = {}
+    for name in sorted({j.cluster for j in jobs}):
+        try:
+            cfg = await src.load_cluster_config(name)
+            await target._write(f"{name}/{CLUSTER_FILE}", codec.encode_cluster_file(cfg))
+        except ArchiveError as e:
+            tally.errors.append(str(e))
+    for job in jobs:
+        try:
+            raw = await src.read_job_raw(job)
+            if raw.data is None:
+                raise ArchiveFormatError(f"{job.cluster}/{job.job_id}", "job without data.json")
+            meta = await src.load_job_meta(job)
+            if job.cluster not in writers:
+                writers[job.cluster] = await _open_writer(target, job.cluster, date, max_file_size_mb)
+            await writers[job.cluster].add(job_to_row(meta, raw.data, raw.data_compressed))
+            tally.done += 1
+        except ArchiveError as e:
+            tally.fail(str(e))
+    files: list[str] = []
+    for w in writers.values():
+        await w.flush()
+        files.extend(w.files)
+    return tally, files
+
+
 async def export_parquet(
     src: ArchiveBackend,
     target: ArchiveBase,
@@ -234,17 +277,7 @@ async def export_parquet(
 
     async def writer(name: str) -> _ClusterWriter:
         if name not in writers:
-            # Never overwrite an earlier export of the same day: continue its numbering.
-            _, files = await target._list(name)
-            prefix = f"cc-archive-{date}-"
-            used = [
-                int(f[len(prefix) : -8])
-                for f in files
-                if f.startswith(prefix) and f[len(prefix) : -8].isdigit()
-            ]
-            writers[name] = _ClusterWriter(
-                name, target, max_file_size_mb * 1024 * 1024, date, max(used, default=0)
-            )
+            writers[name] = await _open_writer(target, name, date, max_file_size_mb)
         return writers[name]
 
     for name in [cluster] if cluster else await src.get_clusters():

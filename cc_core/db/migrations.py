@@ -449,6 +449,16 @@ def m4_index_set_down(ctx: MigrationContext) -> None:
     _replace_indexes(ctx, UPSTREAM_11_JOB_INDEXES + UPSTREAM_10_OTHER_INDEXES)
 
 
+def m5_task_runs_up(ctx: MigrationContext) -> None:
+    """``cc_task_run``: one row per scheduled task, so replicas sharing a database run it once."""
+    if "cc_task_run" not in ctx.table_names():
+        ctx.execute(ctx.create_table_sql(T.task_run))
+
+
+def m5_task_runs_down(ctx: MigrationContext) -> None:
+    ctx.execute("DROP TABLE IF EXISTS cc_task_run")
+
+
 @dataclass(frozen=True, slots=True)
 class Migration:
     version: int
@@ -462,6 +472,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "drop-job-cache", m2_drop_job_cache_up, m2_drop_job_cache_down),
     Migration(3, "job-table-constraints", m3_job_constraints_up, m3_job_constraints_down),
     Migration(4, "index-set", m4_index_set_up, m4_index_set_down),
+    Migration(5, "task-runs", m5_task_runs_up, m5_task_runs_down),
 )
 CURRENT_VERSION = MIGRATIONS[-1].version
 

@@ -236,6 +236,23 @@ class NodeStateRow(_Base, table=True):
     node_id: int | None = Field(default=None, sa_column=Column("node_id", RowId, ForeignKey("node.id")))
 
 
+class TaskRunRow(_Base, table=True):
+    """Ours (migration 5): the last claimed run of each scheduled task (`cc_core.tasks.lease`).
+
+    ``due_ms`` only ever grows; a replica runs a task for a due time only if it moved ``due_ms`` up to
+    that time itself, which is how several servers on one database run each task once per due time.
+    """
+
+    __tablename__ = "cc_task_run"
+
+    name: str = Field(sa_column=Column("name", String(255), primary_key=True))
+    due_ms: int = Field(sa_column=Column("due_ms", BigInteger, nullable=False))
+    holder: str = Field(default="", sa_column=Column("holder", String(255), nullable=False, server_default=""))
+    started_ms: int | None = Field(default=None, sa_column=Column("started_ms", BigInteger))
+    duration_ms: int | None = Field(default=None, sa_column=Column("duration_ms", BigInteger))
+    outcome: str = Field(default="", sa_column=Column("outcome", String(16), nullable=False, server_default=""))
+    message: str | None = Field(default=None, sa_column=Column("message", Text))
+
 job: Table = JobRow.__table__  # type: ignore[attr-defined]
 tag: Table = TagRow.__table__  # type: ignore[attr-defined]
 jobtag: Table = JobTagRow.__table__  # type: ignore[attr-defined]
@@ -243,8 +260,9 @@ hpc_user: Table = UserRow.__table__  # type: ignore[attr-defined]
 configuration: Table = ConfigurationRow.__table__  # type: ignore[attr-defined]
 node: Table = NodeRow.__table__  # type: ignore[attr-defined]
 node_state: Table = NodeStateRow.__table__  # type: ignore[attr-defined]
+task_run: Table = TaskRunRow.__table__  # type: ignore[attr-defined]
 
-TABLES: tuple[Table, ...] = (job, tag, jobtag, hpc_user, configuration, node, node_state)
+TABLES: tuple[Table, ...] = (job, tag, jobtag, hpc_user, configuration, node, node_state, task_run)
 
 
 # --------------------------------------------------------------------------------------------------
