@@ -247,11 +247,16 @@ class TaskRunRow(_Base, table=True):
 
     name: str = Field(sa_column=Column("name", String(255), primary_key=True))
     due_ms: int = Field(sa_column=Column("due_ms", BigInteger, nullable=False))
-    holder: str = Field(default="", sa_column=Column("holder", String(255), nullable=False, server_default=""))
+    holder: str = Field(
+        default="", sa_column=Column("holder", String(255), nullable=False, server_default="")
+    )
     started_ms: int | None = Field(default=None, sa_column=Column("started_ms", BigInteger))
     duration_ms: int | None = Field(default=None, sa_column=Column("duration_ms", BigInteger))
-    outcome: str = Field(default="", sa_column=Column("outcome", String(16), nullable=False, server_default=""))
+    outcome: str = Field(
+        default="", sa_column=Column("outcome", String(16), nullable=False, server_default="")
+    )
     message: str | None = Field(default=None, sa_column=Column("message", Text))
+
 
 job: Table = JobRow.__table__  # type: ignore[attr-defined]
 tag: Table = TagRow.__table__  # type: ignore[attr-defined]

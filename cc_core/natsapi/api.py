@@ -291,7 +291,9 @@ class NatsAPI:
         try:
             req = _decode(m.event or "", UpdateNodeStatesRequest, "nodestate")
             stored, skipped = await update_node_states(self.services, req.cluster, req.nodes)
-            log.debug("NATS nodestate: %d node(s) of %s stored, %d skipped", stored, req.cluster, len(skipped))
+            log.debug(
+                "NATS nodestate: %d node(s) of %s stored, %d skipped", stored, req.cluster, len(skipped)
+            )
             self.stats.handled += 1
         except Exception as e:
             self.stats.rejected += 1

@@ -66,7 +66,7 @@ class TaskLease:
 
     async def claim(self, name: str, due: float) -> bool:
         """Whether this replica won the run of ``name`` due at ``due`` (epoch seconds)."""
-        due_ms = int(round(due * 1000))
+        due_ms = round(due * 1000)
         now_ms = int(time.time() * 1000)
 
         def run(conn: Connection) -> bool:

@@ -67,7 +67,7 @@ def format_seconds(seconds: float) -> str:
     """``90`` → ``1m30s``, ``0.5`` → ``0.5s``: Go-duration-like, for logs and ``tasks list``."""
     if seconds < 60 and seconds != int(seconds):
         return f"{seconds:g}s"
-    s = int(round(seconds))
+    s = round(seconds)
     h, rest = divmod(s, 3600)
     m, sec = divmod(rest, 60)
     out = (f"{h}h" if h else "") + (f"{m}m" if m else "") + (f"{sec}s" if sec or not (h or m) else "")

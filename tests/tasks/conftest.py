@@ -4,7 +4,7 @@ opened the way `clustercockpit tasks run` opens it, so built-in tasks run agains
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -53,5 +53,5 @@ async def open_services(site: Site) -> AsyncIterator[Any]:
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
-    yield task_site(tmp_path / "site")
+def site(tmp_path: Path) -> Site:
+    return task_site(tmp_path / "site")

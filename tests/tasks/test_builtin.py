@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import pytest
 from sqlalchemy import select
 
 from cc_core.archive.codec import encode_meta
@@ -49,7 +48,9 @@ def make_job(job_id: int, start: int, *, state: str = "completed", walltime: int
     )
 
 
-async def add_jobs(services: Any, jobs: list[Job], *, archive: bool = True, gzip_data: bool = True) -> list[Job]:
+async def add_jobs(
+    services: Any, jobs: list[Job], *, archive: bool = True, gzip_data: bool = True
+) -> list[Job]:
     """Insert finished jobs into the database and (optionally) the archive; returns them with ids."""
     ids = await services.db.jobs.bulk_insert(jobs)
     out = [msgspec.structs.replace(j, id=i) for j, i in zip(jobs, ids, strict=True)]
@@ -98,7 +99,13 @@ def archive_root(site: Site) -> Path:
 
 
 def job_files(site: Site, job: Job) -> set[str]:
-    d = archive_root(site) / job.cluster / str(job.job_id // 1000) / f"{job.job_id % 1000:03d}" / str(job.start_time)
+    d = (
+        archive_root(site)
+        / job.cluster
+        / str(job.job_id // 1000)
+        / f"{job.job_id % 1000:03d}"
+        / str(job.start_time)
+    )
     return {p.name for p in d.iterdir()} if d.exists() else set()
 
 
@@ -190,9 +197,7 @@ def test_compression_gzips_old_jobs_and_remembers_where_it_stopped(tmp_path: Pat
 
 
 def _retention_site(tmp_path: Path, **retention: Any) -> Site:
-    return task_site(
-        tmp_path / "site", archive={"retention": {"age": 7, **retention}}
-    )
+    return task_site(tmp_path / "site", archive={"retention": {"age": 7, **retention}})
 
 
 async def _retention_jobs(services: Any) -> list[Job]:

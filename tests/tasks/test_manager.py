@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from cc_core.config import ConfigError
 from cc_core.db import Database
-from cc_core.tasks import Schedule, ScheduleError, ScheduledTask, TaskManager, build_tasks
+from cc_core.tasks import Schedule, ScheduledTask, ScheduleError, TaskManager, build_tasks
 from cc_core.testing.site import Site
 
 from .conftest import postgres_url
@@ -181,7 +181,12 @@ def test_build_tasks_skips_disabled_and_broken_tasks_but_stops_on_config_errors(
 
     tasks = build_tasks(
         _Context(  # type: ignore[arg-type]
-            {"ok": ok, "off": off, "broken": _task_class("broken", broken), "late": _task_class("late", bad_schedule)}
+            {
+                "ok": ok,
+                "off": off,
+                "broken": _task_class("broken", broken),
+                "late": _task_class("late", bad_schedule),
+            }
         )
     )
     assert [t.name for t in tasks] == ["ok"]
@@ -235,7 +240,9 @@ def test_two_managers_on_one_sqlite_database_run_each_due_time_once(site: Site) 
 
 
 @pytest.mark.service("postgresql")
-def test_two_managers_on_one_postgresql_database_run_each_due_time_once(request: pytest.FixtureRequest) -> None:
+def test_two_managers_on_one_postgresql_database_run_each_due_time_once(
+    request: pytest.FixtureRequest,
+) -> None:
     url = postgres_url(request)
     Database(url).close_sync()  # create the schema once, before the two race to do it
     _two_managers_share_the_runs(url)

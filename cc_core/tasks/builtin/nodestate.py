@@ -181,7 +181,11 @@ class NodeStateRetention:
         prefix = f"cc-nodestate-{date}-"
         _, existing = await target._list("")
         counter = max(
-            (int(f[len(prefix) : -8]) for f in existing if f.startswith(prefix) and f[len(prefix) : -8].isdigit()),
+            (
+                int(f[len(prefix) : -8])
+                for f in existing
+                if f.startswith(prefix) and f[len(prefix) : -8].isdigit()
+            ),
             default=0,
         )
         files: list[str] = []
@@ -207,7 +211,9 @@ class NodeStateRetention:
 
         try:
             for r in rows:
-                est = _estimate(r if isinstance(r["health_metrics"], str | None) else {**r, "health_metrics": ""})
+                est = _estimate(
+                    r if isinstance(r["health_metrics"], str | None) else {**r, "health_metrics": ""}
+                )
                 if batch and size + est > limit:
                     await flush()
                 batch.append(r)
