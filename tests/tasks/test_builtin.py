@@ -128,6 +128,20 @@ def test_update_duration_stores_the_running_time(site: Site) -> None:
     assert after["db"][2].duration == 3600  # finished jobs keep theirs
 
 
+def test_footprint_task_leaves_clusters_without_a_metric_backend_alone(site: Site) -> None:
+    now = int(time.time())
+
+    async def setup(services: Any) -> None:
+        await add_jobs(services, [make_job(1, now - 3600, state="running")], archive=False)
+
+    _, result, after = run_task(site, setup, "update-footprint")
+    assert result.ok, result.message
+    assert result.message == (
+        "footprints of 0 of 0 running job(s) updated; 1 job(s) on clusters without a metric backend"
+    )
+    assert after["db"][1].footprint is None
+
+
 def test_stop_jobs_exceeding_walltime(tmp_path: Path) -> None:
     site = task_site(tmp_path / "site", main={"stop-jobs-exceeding-walltime": 600})
     now = int(time.time())

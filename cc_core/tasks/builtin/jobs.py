@@ -78,9 +78,17 @@ class UpdateFootprint:
 
     async def run(self) -> str:
         db, metrics, clusters = self.services["db"], self.services["metrics"], self.services["clusters"]
-        seen = updated = failed = 0
+        from cc_core.metrics.errors import NoMetricBackend
+
+        seen = updated = failed = no_backend = 0
         for cluster in clusters.clusters():
             jobs = await db.jobs.running(cluster.name, min_running=MIN_RUNNING_SECONDS)
+            try:
+                for sub in {j.sub_cluster for j in jobs}:
+                    metrics.backend_for(cluster.name, sub)
+            except NoMetricBackend:
+                no_backend += len(jobs)
+                continue
             for job in jobs:
                 seen += 1
                 try:
@@ -90,7 +98,8 @@ class UpdateFootprint:
                     failed += 1
                     log.warning("footprint of job %s (%s): %s", job.job_id, job.cluster, e)
         text = f"footprints of {updated} of {seen} running job(s) updated"
-        return text + (f", {failed} failed" if failed else "")
+        text += f", {failed} failed" if failed else ""
+        return text + (f"; {no_backend} job(s) on clusters without a metric backend" if no_backend else "")
 
     @staticmethod
     async def _update(db: Any, metrics: Any, cluster: Cluster, job: Job) -> None:
