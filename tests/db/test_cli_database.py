@@ -14,6 +14,7 @@ from cc_core.auth.jwt_tokens import load_public_key, verify
 from cc_core.cli import build_cli
 from cc_core.cli.keys import generate_keypair
 from cc_core.db import Database, schema_version
+from cc_core.db.migrations import CURRENT_VERSION
 
 
 @pytest.fixture
@@ -78,13 +79,13 @@ def test_migrate_revert_optimize(site: tuple[Path, str]) -> None:
     code, out, _ = cli(d, "migrate-db")
     assert code == 0 and "already at the current schema" in out
     code, out, _ = cli(d, "revert-db")
-    assert code == 0 and "reverted: 004" in out and "backup:" in out
+    assert code == 0 and f"reverted: {CURRENT_VERSION:03d}" in out and "backup:" in out
     code, _, err = cli(d, "add-user", "alice:api:x")  # serving commands refuse an outdated database
     assert code == 1 and "clustercockpit migrate-db" in err
     code, _, err = cli(d, "optimize-db")
     assert code == 1 and "migrate-db" in err
     code, out, _ = cli(d, "migrate-db", "--no-backup")
-    assert code == 0 and "applied: 004" in out and "backup:" not in out
+    assert code == 0 and f"applied: {CURRENT_VERSION:03d}" in out and "backup:" not in out
     assert cli(d, "optimize-db")[0] == 0
     with Database(d / "var" / "job.db") as db:
         assert schema_version(db).is_current
