@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import pytest
 from sqlalchemy import select
 
 from cc_core.archive.codec import encode_meta
@@ -229,6 +230,33 @@ async def _retention_jobs(services: Any) -> list[Job]:
     # job 103 was never archived (monitoring failed): only in the database
     await services.archive.clean_up([jobs[3]])
     return jobs
+
+
+@pytest.mark.parametrize(
+    ("config", "where"),
+    [
+        ({"archive": {"retention": {"policy": "move"}}}, "$.archive.retention.target-path"),
+        (
+            {"archive": {"retention": {"policy": "copy", "target-kind": "s3"}}},
+            "$.archive.retention.target-bucket",
+        ),
+        ({"main": {"nodestate-retention": {"policy": "move"}}}, "$.main.nodestate-retention.target-path"),
+    ],
+)
+def test_a_copy_or_move_without_target_is_refused_at_start_up(
+    tmp_path: Path, config: dict[str, Any], where: str
+) -> None:
+    from cc_core.config import ConfigError
+
+    site = task_site(tmp_path / "site", **config)
+
+    async def main() -> None:
+        async with open_services(site):
+            pass
+
+    with pytest.raises(ConfigError) as e:
+        asyncio.run(main())
+    assert e.value.path == where and "required" in str(e.value)
 
 
 def test_retention_delete_removes_old_jobs_but_keeps_user_tagged_ones(tmp_path: Path) -> None:

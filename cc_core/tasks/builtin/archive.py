@@ -66,7 +66,7 @@ class ArchiveCompression:
         db, archive = self.services["db"], self.services["archive"]
         before = int(time.time()) - self.days * DAY
         last = await archive.compress_last(before)
-        if last >= before and last != before:
+        if last > before:
             return "nothing to do (compress.txt is newer than the cutoff)"
         start = 0 if last == before else last
         jobs = await db.jobs.find_between(start, before)
@@ -90,6 +90,7 @@ class ArchiveRetention:
         settings = context.section(SECTION_RETENTION)
         if settings is None or settings.policy not in RETENTION_TIMES:
             return None
+        check_target(settings, "$.archive.retention", needed=settings.policy in ("copy", "move"))
         return cls(context, settings)
 
     @property
@@ -193,6 +194,21 @@ class ArchiveRetention:
         tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
         tmp.write_text(str(ts))
         tmp.replace(path)
+
+
+def check_target(settings: Any, path: str, *, needed: bool) -> None:
+    """A copy or move needs somewhere to go: refuse at start-up, not at 03:00."""
+    from cc_core.config import ConfigError
+
+    if not needed:
+        return
+    if settings.target_kind == "s3":
+        if not settings.target_bucket:
+            raise ConfigError("`target-bucket` is required with target-kind s3", path=f"{path}.target-bucket")
+    elif not settings.target_path:
+        raise ConfigError(
+            f"`target-path` is required for policy {settings.policy!r}", path=f"{path}.target-path"
+        )
 
 
 class RetentionError(RuntimeError):

@@ -108,6 +108,9 @@ class NodeStateRetention:
         settings = context.section(SECTION_NODESTATE)
         if settings is None or settings.policy not in TIMES:
             return None
+        from cc_core.tasks.builtin.archive import check_target
+
+        check_target(settings, "$.main.nodestate-retention", needed=settings.policy == "move")
         return cls(context, settings)
 
     @property
