@@ -291,7 +291,7 @@ def test_retention_copy_as_json_to_a_target_archive_with_a_marker(tmp_path: Path
 
 
 def test_retention_move_as_parquet(tmp_path: Path) -> None:
-    import pyarrow.parquet as pq
+    pq = pytest.importorskip("pyarrow.parquet", reason="Parquet support needs pyarrow")
 
     target = tmp_path / "parquet"
     site = _retention_site(tmp_path, policy="move", format="parquet", **{"target-path": str(target)})
@@ -307,6 +307,7 @@ def test_retention_move_as_parquet(tmp_path: Path) -> None:
 
 
 def test_retention_move_deletes_nothing_when_a_copy_fails(tmp_path: Path) -> None:
+    pytest.importorskip("pyarrow.parquet", reason="Parquet support needs pyarrow")
     target = tmp_path / "parquet"
     site = _retention_site(tmp_path, policy="move", format="parquet", **{"target-path": str(target)})
 
@@ -370,7 +371,7 @@ def test_nodestate_retention_delete_keeps_recent_and_latest_rows(tmp_path: Path)
 
 
 def test_nodestate_retention_move_writes_parquet_then_deletes(tmp_path: Path) -> None:
-    import pyarrow.parquet as pq
+    pq = pytest.importorskip("pyarrow.parquet", reason="Parquet support needs pyarrow")
 
     target = tmp_path / "states"
     site = task_site(
