@@ -100,6 +100,18 @@ def _enabled_kinds(config: Config) -> dict[str, str]:
     return kinds
 
 
+def _resync_archive_after_tag_deletes(services: CoreServices, background: BackgroundWork) -> None:
+    """A deleted tag must also leave the ``meta.json`` of archived jobs; rewritten in the background."""
+    from cc_core.lifecycle import resync_archive_meta
+
+    def on_deleted(job_ids: list[int]) -> None:
+        background.spawn(
+            resync_archive_meta(services, job_ids), name=f"archive tag resync ({len(job_ids)} jobs)"
+        )
+
+    services.db.tags.on_deleted.append(on_deleted)
+
+
 def create_app(
     config: Config | None = None,
     *,
@@ -121,6 +133,7 @@ def create_app(
         services.db.close_sync()
         raise
     context.services["background"] = background
+    _resync_archive_after_tag_deletes(services, background)
 
     contributions: list[Any] = []
     for result in registry.hook.litestar_plugins(context=context):
