@@ -99,6 +99,7 @@ class Flow:
         self.site = site
         self.app = site.client()
         self.provider = httpx.Client(timeout=30, follow_redirects=False, trust_env=False)
+        self.last_set_cookies: list[str] = []
 
     def close(self) -> None:
         self.app.close()
@@ -108,7 +109,12 @@ class Flow:
         """``GET /oidc-login``: the provider's authorization URL (the flow cookies are kept)."""
         resp = self.app.get("/oidc-login", params={"redirect": redirect} if redirect else None)
         assert resp.status_code == 302, resp.text
+        self.last_set_cookies = resp.headers.get_list("set-cookie")
         return resp.headers["location"]
+
+    def cookies(self) -> dict[str, str]:
+        """The app's cookies this browser holds now."""
+        return {c.name: c.value or "" for c in self.app.cookies.jar}
 
     def authorize(self, auth_url: str, sub: str) -> str:
         """The user picks ``sub`` on the provider's form: the callback URL it redirects to."""
@@ -116,9 +122,17 @@ class Flow:
         assert resp.status_code == 302, resp.text
         return resp.headers["location"]
 
-    def callback(self, callback_url: str) -> httpx.Response:
+    def callback(self, callback_url: str, cookies: dict[str, str] | None = None) -> httpx.Response:
+        """Follow the provider's redirect back; ``cookies`` replaces this browser's cookies for it."""
         parts = urlsplit(callback_url)
-        return self.app.get(parts.path, params=parse_qs(parts.query))
+        assert f"{parts.scheme}://{parts.netloc}" == self.site.base_url
+        if cookies is None:
+            return self.app.get(parts.path, params=parse_qs(parts.query))
+        header = "; ".join(f"{k}={v}" for k, v in cookies.items())
+        with self.site.client() as other:
+            return other.get(
+                parts.path, params=parse_qs(parts.query), headers={"cookie": header} if header else {}
+            )
 
     def login(self, sub: str, redirect: str | None = None) -> httpx.Response:
         return self.callback(self.authorize(self.start(redirect), sub))
