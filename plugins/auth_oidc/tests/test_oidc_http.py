@@ -64,7 +64,7 @@ def test_login_sets_the_signed_session_and_syncs_the_user(site: OidcSite, flow: 
     user = _session(site, resp)
     assert (user.username, user.roles, user.projects) == ("alice", ["user"], ["p1"])
     assert user.auth_source == AuthSource.OIDC and user.name == "Alice Anderson"
-    set_cookie = [h for h in resp.headers.get_list("set-cookie") if h.startswith("session=")][0]
+    set_cookie = next(h for h in resp.headers.get_list("set-cookie") if h.startswith("session="))
     assert "HttpOnly" in set_cookie and "SameSite=lax" in set_cookie
     assert all(n not in flow.app.cookies for n in ("oidc_state", "oidc_verifier", "oidc_nonce"))
 
