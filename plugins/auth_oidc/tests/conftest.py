@@ -81,7 +81,7 @@ def oidc_section(provider: OIDCProvider | str, **extra: Any) -> dict[str, Any]:
     return {"oidc": {"provider": issuer, **extra}}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def site(tmp_path_factory: pytest.TempPathFactory, oidc_provider: OIDCProvider) -> Iterator[OidcSite]:
     """The shared server: ``auth.oidc`` with sync and update on login, then the built-in local login."""
     s = serve_site(
