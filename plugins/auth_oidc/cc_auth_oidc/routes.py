@@ -108,6 +108,9 @@ async def oidc_login(
     except ProviderUnavailable as e:
         log.warning("OIDC login: the provider %s is unavailable: %s", authenticator.provider.issuer, e)
         return login_page(request, message=UNAVAILABLE, status_code=503, title="Login failed")
+    except Exception:  # never a traceback page: say the login is unavailable, keep the details in the log
+        log.exception("OIDC login: starting the login failed")
+        return login_page(request, message=UNAVAILABLE, status_code=503, title="Login failed")
     cookies = [
         _flow_cookie(request, STATE_COOKIE, auth.state),
         _flow_cookie(request, VERIFIER_COOKIE, auth.verifier),
@@ -157,6 +160,9 @@ async def oidc_callback(request: Request[Any, Any, Any]) -> Any:
         return _refused(request, str(e), 401 if isinstance(e, LoginError) else 400)
     except ProviderUnavailable as e:
         log.warning("OIDC callback: the provider %s is unavailable: %s", authenticator.provider.issuer, e)
+        return _refused(request, UNAVAILABLE, 503)
+    except Exception:  # as in the password login: a failing backend is a 503 with the reason logged
+        log.exception("OIDC callback: finishing the login failed")
         return _refused(request, UNAVAILABLE, 503)
     service = request.app.state["login"]
     target = safe_redirect_target(unquote(request.cookies.get(REDIRECT_COOKIE) or ""))

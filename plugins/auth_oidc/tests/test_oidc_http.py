@@ -289,3 +289,10 @@ def test_authenticators_follow_the_config_order(tmp_path: Path, oidc_provider: O
         assert s.app.state["login"].kinds == ["local", "oidc"]
     finally:
         s.stop()
+
+
+def test_account_without_a_username_is_refused(site: OidcSite, flow: Flow) -> None:
+    resp = flow.login("stranger-without-claims")  # the provider knows only an e-mail address for it
+    assert resp.status_code == 401
+    assert "preferred_username" in _message(resp)
+    assert "session" not in resp.cookies
