@@ -155,9 +155,7 @@ def create_app(
     template_config = TemplateConfig(
         directory=[*template_dirs, TEMPLATE_DIR],
         engine=JinjaTemplateEngine,
-        engine_callback=lambda engine: engine.engine.globals.update(
-            nav_items=nav_items, login_buttons=login_buttons, version=__version__
-        ),
+        engine_callback=lambda engine: engine.engine.globals.update(nav_items=nav_items, version=__version__),
     )
 
     openapi_config = None
@@ -216,6 +214,7 @@ def create_app(
             ),
             "token_auth": TokenAuth.from_config(config, users=services.db.users),
             "login": login,
+            "login_buttons": login_buttons,
             "session_codec": login.sessions,
             "graphql_engine": graphql_engine,
             "enabled_kinds": _enabled_kinds(config),

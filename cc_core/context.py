@@ -33,17 +33,14 @@ class PluginContext:
         """The validated ``Config`` struct of the section at JSON ``path`` (e.g. ``"$.auth.ldap"``)."""
         return self._config.plugin_configs.get(path)
 
-    def secret(self, name: str) -> str | None:
-        """An environment secret by its upstream name (``.env`` next to the config, then the environment).
-
-        For secrets upstream reads from fixed variables rather than from the plugin's section
-        (``OID_CLIENT_ID``, ``LDAP_ADMIN_PASSWORD``), so unchanged upstream configs keep working.
-        """
-        return self._config.secret(name)
-
     def sections(self, prefix: str) -> dict[str, Any]:
         """All validated sections whose path starts with ``prefix`` (e.g. ``"$.metric-store-external"``)."""
         return {p: c for p, c in self._config.plugin_configs.items() if p.startswith(prefix)}
+
+    def secret(self, name: str) -> str | None:
+        """An upstream environment secret a plugin owns (e.g. ``LDAP_ADMIN_PASSWORD``), from ``.env`` or
+        the process environment; ``None`` when unset. For new settings prefer ``{"$env": ...}``."""
+        return self._config.secret(name)
 
     @property
     def dev(self) -> bool:

@@ -61,6 +61,7 @@ def login_page(
             "msg_type": msg_type,
             "redirect": safe_redirect_target(redirect, default=""),
             "auth_disabled": bool(service and service.disabled),
+            "login_buttons": request.app.state.get("login_buttons", ()),
         },
         status_code=status_code,
         media_type=MediaType.HTML,
