@@ -39,7 +39,7 @@ from cc_core.graphql.engine import GraphQLEngine
 from cc_core.metrics.errors import MetricDataError
 from cc_core.plugins import PluginRegistry, describe, make_plugin_manager
 from cc_core.services import CoreServices
-from cc_core.web import STATIC_DIR, TEMPLATE_DIR, VENDOR_DIR, Contribution, LoginButton, NavItem
+from cc_core.web import STATIC_DIR, TEMPLATE_DIR, VENDOR_DIR, Contribution, NavItem
 
 log = logging.getLogger(__name__)
 
@@ -127,9 +127,7 @@ def create_app(
         contributions.extend(result or ())
     template_dirs = [d for c in contributions if isinstance(c, Contribution) for d in c.template_dirs]
     nav_items: list[NavItem] = [n for c in contributions if isinstance(c, Contribution) for n in c.nav_items]
-    login_buttons: list[LoginButton] = [
-        b for c in contributions if isinstance(c, Contribution) for b in c.login_buttons
-    ]
+    login_buttons = [b for c in contributions if isinstance(c, Contribution) for b in c.login_buttons]
 
     public = group_opt(AuthGroup.PUBLIC)
     static_routers = [
