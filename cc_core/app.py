@@ -140,6 +140,7 @@ def create_app(
         contributions.extend(result or ())
     template_dirs = [d for c in contributions if isinstance(c, Contribution) for d in c.template_dirs]
     nav_items: list[NavItem] = [n for c in contributions if isinstance(c, Contribution) for n in c.nav_items]
+    login_buttons = [b for c in contributions if isinstance(c, Contribution) for b in c.login_buttons]
 
     public = group_opt(AuthGroup.PUBLIC)
     static_routers = [
@@ -224,6 +225,7 @@ def create_app(
             ),
             "token_auth": TokenAuth.from_config(config, users=services.db.users),
             "login": login,
+            "login_buttons": login_buttons,
             "session_codec": login.sessions,
             "graphql_engine": graphql_engine,
             "enabled_kinds": _enabled_kinds(config),
