@@ -165,7 +165,12 @@ def reference(registry: PluginRegistry) -> list[Section]:
         struct = getattr(cls, "Config", None)
         if struct is not None:
             sections.append(
-                Section(f'archive (kind "{kind}")', "archive", _doc(cls), struct_keys(struct, "archive"))
+                Section(
+                    f'archive (kind "{kind}")',
+                    "archive",
+                    _doc(registry, "archive", kind),
+                    struct_keys(struct, "archive"),
+                )
             )
     sections.append(
         Section(
@@ -189,7 +194,12 @@ def reference(registry: PluginRegistry) -> list[Section]:
             continue
         if kind == C.INTERNAL_METRIC_STORE_KIND:
             sections.append(
-                Section("metric-store", "metric-store", _doc(cls), struct_keys(struct, "metric-store"))
+                Section(
+                    "metric-store",
+                    "metric-store",
+                    _doc(registry, "metric", kind),
+                    struct_keys(struct, "metric-store"),
+                )
             )
         else:
             keys = [
@@ -205,7 +215,7 @@ def reference(registry: PluginRegistry) -> list[Section]:
                 Section(
                     f'metric-store-external[] (kind "{kind}")',
                     "metric-store-external[]",
-                    _doc(cls),
+                    _doc(registry, "metric", kind),
                     keys + struct_keys(struct, "metric-store-external[]"),
                 )
             )
@@ -213,14 +223,21 @@ def reference(registry: PluginRegistry) -> list[Section]:
         struct = getattr(cls, "Config", None)
         if struct is not None:
             sections.append(
-                Section(f"auth.{kind}", f"auth.{kind}", _doc(cls), struct_keys(struct, f"auth.{kind}"))
+                Section(
+                    f"auth.{kind}",
+                    f"auth.{kind}",
+                    _doc(registry, "authenticator", kind),
+                    struct_keys(struct, f"auth.{kind}"),
+                )
             )
     for kind, cls in sorted(registry.classes("scheduler").items()):
         struct = getattr(cls, "Config", None)
         keys = [Key("schedulers[].kind", "string", "required", True, f"`{kind}` selects this scheduler.")]
         if struct is not None:
             keys += struct_keys(struct, "schedulers[]")
-        sections.append(Section(f'schedulers[] (kind "{kind}")', "schedulers[]", _doc(cls), keys))
+        sections.append(
+            Section(f'schedulers[] (kind "{kind}")', "schedulers[]", _doc(registry, "scheduler", kind), keys)
+        )
     sections.append(
         Section(
             "ui",
@@ -232,9 +249,15 @@ def reference(registry: PluginRegistry) -> list[Section]:
     return sections
 
 
-def _doc(cls: type) -> str:
-    text = (cls.__doc__ or "").strip().split("\n\n")[0]
-    return " ".join(text.split())
+def _doc(registry: PluginRegistry, category: str, kind: str) -> str:
+    """Which distribution provides the section, and the first paragraph of its config struct's docstring."""
+    reg = registry.get(category, kind)
+    if reg is None:
+        return ""
+    struct = getattr(reg.cls, "Config", None)
+    own = struct.__dict__.get("__doc__") if struct is not None else None
+    text = " ".join((own or "").strip().split("\n\n")[0].split())
+    return f"Provided by `{reg.distribution}`." + (f" {text}" if text else "")
 
 
 def _cell(text: str) -> str:
