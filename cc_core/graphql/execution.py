@@ -240,6 +240,7 @@ def _completer(executor: Any, gql_type: Any, field_details_list: Any, info: _Con
         )
         check_int = inner.name == "Int"
         check_float = inner.name == "Float"
+        int_id = inner.name == "ID"  # database ids are ints; `ID.serialize` writes them as strings
 
         def leaf(value: Any) -> Any:
             if value is None:
@@ -252,6 +253,8 @@ def _completer(executor: Any, gql_type: Any, field_details_list: Any, info: _Con
                 if check_float and not math.isfinite(value):
                     raise _Bail
                 return value
+            if int_id and type(value) is int:
+                return str(value)
             out = serialize(value)
             if out is None or not isinstance(out, (str, int, float, bool, list, dict)):
                 raise _Bail
