@@ -1,8 +1,8 @@
 """The site of the GraphQL end-to-end tests: a real server process's app on a real database and archive.
 
 * archive: `cc_core.archive.generate` (three synthetic clusters, finished jobs with per-metric
-  statistics and tags of every scope), imported with init-db (footprints and energy computed from the
-  statistics);
+  statistics and tags of every scope) plus upstream's reference cluster ``emmy`` with its two jobs (one
+  with ``data.json.gz``), imported with init-db (footprints and energy computed from the statistics);
 * running jobs: started through the job repository, with metric samples written to the embedded metric
   store through ``POST /api/write`` (node scope, one value per host and minute, known here);
 * node states for some hosts, users with names, a manager with projects.
@@ -13,6 +13,7 @@ samples defined here, never from the code under test.
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from cc_core.auth.user import AuthSource, User
 from cc_core.testing.site import Site
 
 ARCHIVE_JOBS = 240
+REFERENCE_ARCHIVE = Path(__file__).resolve().parent.parent / "fixtures" / "job-archive"
 STEP = 60
 POINTS = 20
 LIVE_METRICS = ("cpu_load", "mem_used", "flops_any", "mem_bw")
@@ -142,11 +144,13 @@ def build(root: Path) -> tuple[Site, Path]:
     site = make_site(root, clusters, config={"main": {"short-running-jobs-duration": 300}})
     archive = root / "var" / "job-archive"
     write_archive_meta(archive, archive_jobs(ARCHIVE_JOBS, seed=11), clusters)
+    # upstream's reference cluster emmy with its two jobs (one with data.json.gz, one without)
+    shutil.copytree(REFERENCE_ARCHIVE / "emmy", archive / "emmy")
     db_path = root / "var" / "job.db"
     db = Database(str(db_path))
     try:
         report = init_db_sync(db, FsArchive(FsArchiveConfig(path=str(archive))))
-        assert report.imported == ARCHIVE_JOBS, report
+        assert report.imported == ARCHIVE_JOBS + 2, report
     finally:
         db.close_sync()
     return site, db_path

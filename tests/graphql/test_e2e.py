@@ -15,6 +15,7 @@ schema gains a field without one.
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import time
@@ -312,7 +313,24 @@ def case_jobMetrics(e: E2E) -> None:
     # an unknown metric is simply absent; the job of another user is refused
     assert e.data("admin", q, {"id": str(job["id"]), "m": ["no_such_metric"]})["jobMetrics"] == []
     e.error("user", q, {"id": str(e.running[2]["id"]), "m": ["cpu_load"]})
-    # an archived job whose data.json is missing: a GraphQL error naming the problem, no 500
+    # an archived job of upstream's reference archive: the series of its data.json.gz, 2 decimals
+    ((ref_id, ref_start),) = e.sql(
+        "SELECT id, start_time FROM job WHERE cluster = 'emmy' AND job_id = 1403244"
+    )
+    path = e.site.root / "var" / "job-archive" / "emmy" / "1403" / "244" / str(ref_start) / "data.json.gz"
+    stored = json.loads(gzip.decompress(path.read_bytes()))
+    got = e.data("admin", q, {"id": str(ref_id), "m": ["flops_any", "mem_bw"]})["jobMetrics"]
+    assert sorted(m["name"] for m in got) == ["flops_any", "mem_bw"]
+    for m in got:
+        want = {s["hostname"]: s["data"] for s in stored[m["name"]]["node"]["series"]}
+        assert {s["hostname"] for s in m["metric"]["series"]} == set(want)
+        for s in m["metric"]["series"]:
+            for v, w in zip(s["data"], want[s["hostname"]], strict=True):
+                assert (v is None and (w is None or math.isnan(w))) or abs(v - w) <= 0.005 + 1e-9, (v, w)
+    # the reference job without a data file, and a generated (meta-only) archived job: a GraphQL error
+    # naming the problem, no 500
+    ((no_data,),) = e.sql("SELECT id FROM job WHERE cluster = 'emmy' AND job_id = 1404397")
+    assert "archive" in e.error("admin", q, {"id": str(no_data), "m": ["cpu_load"]}).lower()
     archived = _job_owned(e, "user")
     assert "archive" in e.error("admin", q, {"id": str(archived), "m": ["cpu_load"]}).lower()
 
@@ -464,7 +482,8 @@ def case_jobs(e: E2E) -> None:
     by_flops = [
         i
         for (i,) in e.sql(
-            "SELECT id FROM job WHERE json_valid(footprint) AND json_extract(footprint, '$.flops_any_avg') IS NOT NULL "
+            # upstream: only jobs with a valid footprint; one without the key sorts first (NULL)
+            "SELECT id FROM job WHERE json_valid(footprint) "
             "ORDER BY json_extract(footprint, '$.flops_any_avg') ASC, id ASC LIMIT 5"
         )
     ]
