@@ -141,6 +141,17 @@ def build(root: Path) -> tuple[Site, Path]:
     from cc_core.testing.site import make_site
 
     clusters = [cluster_config(s) for s in CLUSTERS]
+    # one restricted metric (hidden from plain users and managers in `globalMetrics`)
+    clusters = [
+        msgspec.structs.replace(
+            c,
+            metric_config=[
+                msgspec.structs.replace(m, restrict=True) if (c.name, m.name) == ("woody", "cpu_user") else m
+                for m in c.metric_config
+            ],
+        )
+        for c in clusters
+    ]
     site = make_site(root, clusters, config={"main": {"short-running-jobs-duration": 300}})
     archive = root / "var" / "job-archive"
     write_archive_meta(archive, archive_jobs(ARCHIVE_JOBS, seed=11), clusters)

@@ -99,16 +99,21 @@ def case_tags(e: E2E) -> None:
 
 def case_globalMetrics(e: E2E) -> None:
     archive = Path(e.site.root / "var" / "job-archive")
-    names: dict[str, set[str]] = {}
+    full: dict[str, set[str]] = {}
+    restricted: dict[str, set[str]] = {}
     for cdir in archive.iterdir():
         if (cdir / "cluster.json").is_file():
             for mc in json.loads((cdir / "cluster.json").read_text())["metricConfig"]:
-                names.setdefault(mc["name"], set()).add(cdir.name)
+                full.setdefault(mc["name"], set()).add(cdir.name)
+                if not mc.get("restrict"):
+                    restricted.setdefault(mc["name"], set()).add(cdir.name)
+    assert restricted != full  # the site has a restricted metric
     for who in ROLES:
         got = e.data(who, "{ globalMetrics { name unit { base } availability { cluster } } }")[
             "globalMetrics"
         ]
-        assert {m["name"]: {a["cluster"] for a in m["availability"]} for m in got} == names
+        want = restricted if who in ("user", "manager") else full
+        assert {m["name"]: {a["cluster"] for a in m["availability"]} for m in got} == want, who
 
 
 def case_user(e: E2E) -> None:
