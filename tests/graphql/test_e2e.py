@@ -645,6 +645,16 @@ def _metric_histograms(e: E2E) -> None:
     ]
     want = Counter(min(int(v / peak * 10) + 1, 10) for v in values if v is not None and v <= peak)
     assert [p["count"] for p in h["data"]] == [want.get(b, 0) for b in range(1, 11)]
+    # running jobs only, more of them than the live histograms are made for: a clear error
+    from cc_core.graphql import resolvers
+
+    limit = resolvers.RUNNING_HISTOGRAM_MAX_JOBS
+    resolvers.RUNNING_HISTOGRAM_MAX_JOBS = 2
+    try:
+        message = e.error("admin", q, {"f": [{"state": ["running"]}], "m": ["cpu_load"], "b": 4})
+    finally:
+        resolvers.RUNNING_HISTOGRAM_MAX_JOBS = limit
+    assert "too many running jobs matched for metric histograms (max: 2)" in message
     # running jobs only: live averages from the metric store (sum over nodes / nodes), as upstream
     for who in ("user", "admin"):
         vis, vp = e.visible(who)
@@ -815,6 +825,18 @@ def case_nodeMetricsList(e: E2E) -> None:
         f"f{i:04d}" for i in range(496, 992) if f"f{i:04d}".startswith("f09") and f"f{i:04d}" not in states
     ]
     assert missing["totalNodes"] == len(topo) and [i["host"] for i in missing["items"]] == topo[:10]
+    # a cluster without node states: "all" falls back to the topology's hosts (upstream does the same)
+    doc = json.loads((e.site.root / "var" / "job-archive" / "alex" / "cluster.json").read_text())
+    nodelist = next(sc["nodes"] for sc in doc["subClusters"] if sc["name"] == "a100")  # "a[0041-0081]"
+    lo, hi = (int(x) for x in nodelist[2:-1].split("-"))
+    alex = q.replace('cluster: "fritz", subCluster: "spr1tb"', 'cluster: "alex", subCluster: "a100"')
+    got = e.data(
+        "admin", alex, {**window, "state": "all", "filter": "", "page": {"itemsPerPage": 5, "page": 2}}
+    )
+    page = got["nodeMetricsList"]
+    assert page["totalNodes"] == hi - lo + 1 and page["hasNextPage"]
+    assert [i["host"] for i in page["items"]] == [f"a{n:04d}" for n in range(lo + 5, lo + 10)]
+    assert {(i["nodeState"], i["metricHealth"]) for i in page["items"]} == {("", "")}  # no node rows
 
 
 def case_clusterMetrics(e: E2E) -> None:
