@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -36,6 +37,8 @@ from cc_core.context import PluginContext
 from cc_core.db.errors import DBError
 from cc_core.graphql import GraphQLServices, GraphQLSettings, graphql_router
 from cc_core.graphql.engine import GraphQLEngine
+from cc_core.graphql.nodelist import DatabaseNodeLister
+from cc_core.lifecycle import sync_archive_meta
 from cc_core.metrics.errors import MetricDataError
 from cc_core.plugins import PluginRegistry, describe, make_plugin_manager
 from cc_core.services import CoreServices
@@ -217,6 +220,8 @@ def create_app(
                 services.db,
                 clusters=services.clusters,
                 metrics=services.metrics,
+                node_list=DatabaseNodeLister(services.db.nodes, services.clusters),
+                archive_meta=functools.partial(sync_archive_meta, services),
                 settings=GraphQLSettings(
                     resampling_resolutions=tuple(config.main.resampling.resolutions)
                     if config.main.resampling
