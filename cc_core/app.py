@@ -39,6 +39,7 @@ from cc_core.graphql.engine import GraphQLEngine
 from cc_core.metrics.errors import MetricDataError
 from cc_core.plugins import PluginRegistry, describe, make_plugin_manager
 from cc_core.services import CoreServices
+from cc_core.ui import template_globals, ui_routers
 from cc_core.web import STATIC_DIR, TEMPLATE_DIR, VENDOR_DIR, Contribution, NavItem
 
 log = logging.getLogger(__name__)
@@ -152,7 +153,10 @@ def create_app(
     template_config = TemplateConfig(
         directory=[*template_dirs, TEMPLATE_DIR],
         engine=JinjaTemplateEngine,
-        engine_callback=lambda engine: engine.engine.globals.update(nav_items=nav_items, version=__version__),
+        engine_callback=lambda engine: (
+            engine.engine.globals.update(nav_items=nav_items, version=__version__),
+            template_globals(engine, nav_items),
+        ),
     )
 
     openapi_config = None
@@ -224,6 +228,7 @@ def create_app(
             index,
             api,
             *rest_routers(),
+            *ui_routers(),
             nodestate_router(),
             graphql_router(dev=dev, engine=graphql_engine),
             *static_routers,
