@@ -123,38 +123,37 @@ EXTRA_DEFAULTS: dict[str, Any] = {
     "plotConfiguration_colorblindMode": False,
 }
 
-_KEBAB = re.compile(r"-([a-z])")
+_SNAKE = re.compile(r"_([a-z])")
 
 
-def _camel(kebab: str) -> str:
-    return _KEBAB.sub(lambda m: m.group(1).upper(), kebab)
+def _camel(snake: str) -> str:
+    return _SNAKE.sub(lambda m: m.group(1).upper(), snake)
 
 
 def flatten_ui_config(ui: Any) -> dict[str, Any]:
-    """The config's ``ui`` section as upstream's flat keys (``jobList_usePaging``,
-    ``metricConfig_jobListMetrics:<cluster>[:<subcluster>]`` …), the names per-user settings use."""
+    """The config's ``ui`` section (`cc_core.config.UIConfig`) as upstream's flat keys
+    (``jobList_usePaging``, ``metricConfig_jobListMetrics:<cluster>[:<subcluster>]`` …), the names the
+    per-user settings use."""
     import msgspec
 
-    raw: dict[str, Any] = msgspec.to_builtins(ui) if not isinstance(ui, Mapping) else dict(ui)
     out: dict[str, Any] = dict(EXTRA_DEFAULTS)
-    defaults = msgspec.to_builtins(type(ui)()) if not isinstance(ui, Mapping) else {}
-    for section in ("job-list", "node-list", "job-view", "plot-configuration"):
-        values = {**defaults.get(section, {}), **raw.get(section, {})}
-        for key, value in values.items():
-            out[f"{_camel(section)}_{_camel(key)}"] = value
-    metric = raw.get("metric-config", {}) or {}
-    keys = ("job-list-metrics", "job-view-plot-metrics", "job-view-table-metrics")
+    for attr in ("job_list", "node_list", "job_view", "plot_configuration"):
+        section = getattr(ui, attr)
+        for f in msgspec.structs.fields(section):
+            out[f"{_camel(attr)}_{_camel(f.name)}"] = getattr(section, f.name)
+    keys = ("job_list_metrics", "job_view_plot_metrics", "job_view_table_metrics")
+    mc = ui.metric_config
     for key in keys:
-        if metric.get(key) is not None:
-            out[f"metricConfig_{_camel(key)}"] = metric[key]
-    for cluster in metric.get("clusters", []) or []:
+        if getattr(mc, key) is not None:
+            out[f"metricConfig_{_camel(key)}"] = getattr(mc, key)
+    for cluster in mc.clusters:
         for key in keys:
-            if cluster.get(key) is not None:
-                out[f"metricConfig_{_camel(key)}:{cluster['name']}"] = cluster[key]
-        for sub in cluster.get("sub-clusters", []) or []:
+            if getattr(cluster, key) is not None:
+                out[f"metricConfig_{_camel(key)}:{cluster.name}"] = getattr(cluster, key)
+        for sub in cluster.sub_clusters:
             for key in keys:
-                if sub.get(key) is not None:
-                    out[f"metricConfig_{_camel(key)}:{cluster['name']}:{sub['name']}"] = sub[key]
+                if getattr(sub, key) is not None:
+                    out[f"metricConfig_{_camel(key)}:{cluster.name}:{sub.name}"] = getattr(sub, key)
     return out
 
 

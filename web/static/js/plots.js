@@ -295,7 +295,7 @@ export function polar(el, opts) {
   canvas.style.width = `${size}px`; canvas.style.height = `${size}px`;
   const ctx = canvas.getContext("2d");
   ctx.scale(dpr, dpr);
-  const c = size / 2, r = size / 2 - 40;
+  const c = size / 2, r = size / 2 - 48;
   const angle = (i) => (2 * Math.PI * i) / labels.length - Math.PI / 2;
   ctx.strokeStyle = "#ccc"; ctx.fillStyle = "#333"; ctx.font = "11px sans-serif"; ctx.textAlign = "center";
   for (const f of [0.25, 0.5, 0.75, 1]) {
@@ -306,7 +306,9 @@ export function polar(el, opts) {
   labels.forEach((label, i) => {
     const a = angle(i);
     ctx.beginPath(); ctx.moveTo(c, c); ctx.lineTo(c + r * Math.cos(a), c + r * Math.sin(a)); ctx.stroke();
-    ctx.fillText(label, c + (r + 22) * Math.cos(a), c + (r + 14) * Math.sin(a) + 4);
+    const cos = Math.cos(a);
+    ctx.textAlign = Math.abs(cos) < 0.2 ? "center" : cos > 0 ? "left" : "right";
+    ctx.fillText(label, c + (r + 6) * cos, c + (r + 12) * Math.sin(a) + 4);
   });
   for (const ds of opts.datasets || []) {
     ctx.beginPath();
