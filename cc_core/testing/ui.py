@@ -54,7 +54,9 @@ class UISite:
 
         username, roles = ROLE_USERS[role]
         codec = SessionCodec(decode_session_key(SESSION_KEY), 3600)
-        value = codec.encode(User(username, roles=roles, projects=["ui-project"], auth_source=AuthSource.LOCAL))
+        value = codec.encode(
+            User(username, roles=roles, projects=["ui-project"], auth_source=AuthSource.LOCAL)
+        )
         return {"name": "session", "value": value, "url": self.base_url}
 
     def page(self, browser: Any, role: str, *, width: int = 1400, height: int = 1000) -> Any:
@@ -63,10 +65,14 @@ class UISite:
         context.add_cookies([self.session_cookie(role)])
         page = context.new_page()
         problems: list[str] = []
-        page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+        page.on(
+            "console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None
+        )
         page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
         page.on("requestfailed", lambda r: problems.append(f"failed request: {r.url} {r.failure}"))
-        page.on("response", lambda r: problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 500 else None)
+        page.on(
+            "response", lambda r: problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 500 else None
+        )
         page.problems = problems  # type: ignore[attr-defined]
         return page
 
@@ -105,7 +111,11 @@ def _job_data(job: Any, cluster: Any, rng: np.random.Generator) -> dict[str, Any
             for r in job.resources:
                 ids = [None] if scope == "node" else ["0", "1"]
                 for sid in ids:
-                    data = _series(rng, level / (1 if scope == "node" else 2), gap=r.hostname == job.resources[0].hostname and mc.name == "cpu_load")
+                    data = _series(
+                        rng,
+                        level / (1 if scope == "node" else 2),
+                        gap=r.hostname == job.resources[0].hostname and mc.name == "cpu_load",
+                    )
                     valid = [v for v in data if v is not None]
                     entry: dict[str, Any] = {
                         "hostname": r.hostname,
@@ -149,7 +159,12 @@ def make_ui_site(root: Path) -> UISite:
         meta = {"jobName": f"ui-job-{i}", "jobScript": "#!/bin/bash\nsrun ./app\n"}
         tags = [Tag(type="ui", name="demo")]
         if i == 0:
-            meta = {"jobName": f"xss {XSS}", "jobScript": f"#!/bin/bash\necho '{XSS}'\n", "message": f"tagger says {XSS}", "slurmInfo": "JobId=1"}
+            meta = {
+                "jobName": f"xss {XSS}",
+                "jobScript": f"#!/bin/bash\necho '{XSS}'\n",
+                "message": f"tagger says {XSS}",
+                "slurmInfo": "JobId=1",
+            }
             tags = [Tag(type="probe", name=XSS)]
         jobs.append(
             msgspec.structs.replace(
@@ -194,7 +209,9 @@ def make_ui_site(root: Path) -> UISite:
     _import(config)
     app = create_app(config, registry=make_plugin_manager(environ={}))
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

@@ -74,7 +74,9 @@ def _role_level(name: str) -> int:
         return int(Role.ADMIN)  # an unknown min_role shows the entry to nobody but admins
 
 
-def navigation(user: User | None, clusters: Sequence[str], plugin_items: Sequence[NavItem] = ()) -> list[NavEntry]:
+def navigation(
+    user: User | None, clusters: Sequence[str], plugin_items: Sequence[NavItem] = ()
+) -> list[NavEntry]:
     """Upstream's header (``Header.svelte``, contract §6.2) for ``user``'s auth level, then the plugins'
     entries whose ``min_role`` the user reaches."""
     if user is None:
@@ -168,9 +170,15 @@ async def ui_config(request: Request[Any, Any, Any], user: User | None) -> dict[
     return await services.db.user_config.get(user.username, defaults=defaults)
 
 
-def metric_selection(config: Mapping[str, Any], key: str, cluster: str, subcluster: str = "") -> list[str] | None:
+def metric_selection(
+    config: Mapping[str, Any], key: str, cluster: str, subcluster: str = ""
+) -> list[str] | None:
     """The most specific ``metricConfig_<key>[:cluster[:subcluster]]`` setting, None when unset."""
-    for name in (f"metricConfig_{key}:{cluster}:{subcluster}", f"metricConfig_{key}:{cluster}", f"metricConfig_{key}"):
+    for name in (
+        f"metricConfig_{key}:{cluster}:{subcluster}",
+        f"metricConfig_{key}:{cluster}",
+        f"metricConfig_{key}",
+    ):
         value = config.get(name)
         if isinstance(value, list):
             return [str(v) for v in value]
@@ -192,14 +200,17 @@ def render(
     renders for ``partial`` (templates check ``is_htmx``)."""
     return Template(
         template,
-        context={"title": title, "is_htmx": is_htmx(request), **context},
+        context={"title": title, "status_code": status_code, "is_htmx": is_htmx(request), **context},
         status_code=status_code,
         media_type=MediaType.HTML,
     )
 
 
 def is_htmx(request: Request[Any, Any, Any]) -> bool:
-    return request.headers.get("hx-request") == "true" and request.headers.get("hx-history-restore-request") != "true"
+    return (
+        request.headers.get("hx-request") == "true"
+        and request.headers.get("hx-history-restore-request") != "true"
+    )
 
 
 def json_script(value: Any) -> str:

@@ -126,7 +126,11 @@ def parse_list_query(query: Mapping[str, Sequence[str]], *, per_page: int = 50) 
     if "node" in first:
         filters.append(JobFilter(node=StringInput(contains=first["node"])))
         form["node"] = first["node"]
-    for name, col in (("numNodes", "num_nodes"), ("numHWThreads", "num_hwthreads"), ("numAccelerators", "num_accelerators")):
+    for name, col in (
+        ("numNodes", "num_nodes"),
+        ("numHWThreads", "num_hwthreads"),
+        ("numAccelerators", "num_accelerators"),
+    ):
         if name in first and (r := _range(first[name])):
             filters.append(JobFilter(**{col: IntRange(from_=r[0], to=r[1])}))
             form[name] = first[name]
@@ -154,7 +158,9 @@ def parse_list_query(query: Mapping[str, Sequence[str]], *, per_page: int = 50) 
     for entry in _multi(query, "stat"):
         parts = entry.split("-")
         if len(parts) == 3 and _FOOTPRINT_KEY.match(parts[0]) and (r := _range(f"{parts[1]}-{parts[2]}")):
-            stats.append(MetricStatItem(metric_name=parts[0], range=FloatRange(from_=float(r[0]), to=float(r[1]))))
+            stats.append(
+                MetricStatItem(metric_name=parts[0], range=FloatRange(from_=float(r[0]), to=float(r[1])))
+            )
     if stats:
         filters.append(JobFilter(metric_stats=stats))
         form["stat"] = _multi(query, "stat")

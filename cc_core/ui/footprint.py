@@ -84,7 +84,9 @@ def level(value: float, conf: Mapping[str, Any]) -> str:
     return "normal" if value < normal else "good"
 
 
-def footprint_bars(footprint: Mapping[str, float] | None, cluster: Cluster | None, subcluster: str) -> list[Bar]:
+def footprint_bars(
+    footprint: Mapping[str, float] | None, cluster: Cluster | None, subcluster: str
+) -> list[Bar]:
     bars = []
     for key, value in (footprint or {}).items():
         name, _, stat = key.rpartition("_")

@@ -66,15 +66,21 @@ async def job_view(request: Request[Any, Any, Any], job_id: str) -> Template:
     config = await ui_config(request, user)
     cluster = services.clusters.cluster(job.cluster)
     configs = metric_configs(cluster, job.sub_cluster)
-    plot_metrics = metric_selection(config, "jobViewPlotMetrics", job.cluster, job.sub_cluster) or list(configs)
+    plot_metrics = metric_selection(config, "jobViewPlotMetrics", job.cluster, job.sub_cluster) or list(
+        configs
+    )
     plot_metrics = [m for m in plot_metrics if m in configs]
-    table_metrics = metric_selection(config, "jobViewTableMetrics", job.cluster, job.sub_cluster) or plot_metrics
+    table_metrics = (
+        metric_selection(config, "jobViewTableMetrics", job.cluster, job.sub_cluster) or plot_metrics
+    )
     table_metrics = [m for m in table_metrics if m in configs]
     scopes = ["node"] if job.num_nodes > 1 else ["node", *FINE_SCOPES]
     emission = float(config.get("emission-constant") or 0.0)
     energy_rows = sorted((job.energy_footprint or {}).items())
     resampling = request.app.state["config"].main.resampling
-    resolutions = sorted(resampling.resolutions, reverse=True) if resampling and resampling.resolutions else []
+    resolutions = (
+        sorted(resampling.resolutions, reverse=True) if resampling and resampling.resolutions else []
+    )
     page_data = {
         "id": job.id,
         "jobId": job.job_id,

@@ -106,10 +106,14 @@ async def job_list(request: Request[Any, Any, Any]) -> Template:
         page_url=lambda **kw: page_url(request, **kw),
         plot_json=json_script(plot_data),
         sort_columns=SORT_COLUMNS,
-        footprint_keys=sorted({f"{m.name}_{m.footprint}" for c in clusters for m in c.metric_config if m.footprint}),
+        footprint_keys=sorted(
+            {f"{m.name}_{m.footprint}" for c in clusters for m in c.metric_config if m.footprint}
+        ),
         states=JOB_STATES,
         tags=tags,
         clusters=catalog.names(),
         show_footprint=bool(config.get("jobList_showFootprint", True)),
-        metric_key=f"metricConfig_jobListMetrics:{cluster_filter}" if cluster_filter else "metricConfig_jobListMetrics",
+        metric_key=f"metricConfig_jobListMetrics:{cluster_filter}"
+        if cluster_filter
+        else "metricConfig_jobListMetrics",
     )
