@@ -20,7 +20,8 @@ from cc_core.db.jobs import SYSTEM_USER
 from cc_core.ui.base import json_script, metric_selection, render, ui_config
 from cc_core.ui.footprint import footprint_bars, metric_configs
 
-FINE_SCOPES = ("socket", "memoryDomain", "core", "hwthread", "accelerator")
+# hwthread is left out: 2-8 series per core on big nodes, for the statistics table only.
+FINE_SCOPES = ("socket", "memoryDomain", "core", "accelerator")
 
 
 def _error(request: Request[Any, Any, Any], status: int, message: str) -> Template:
