@@ -19,9 +19,9 @@ from cc_core.web import NavItem
 
 def ui_routers() -> list[Router]:
     from cc_core.ui.job import job_view
-    from cc_core.ui.jobs import job_list
+    from cc_core.ui.jobs import job_count, job_list
 
-    return [Router(path="/", route_handlers=[job_list, job_view], include_in_schema=False)]
+    return [Router(path="/", route_handlers=[job_list, job_count, job_view], include_in_schema=False)]
 
 
 def template_globals(engine: Any, nav_items: Sequence[NavItem]) -> None:
