@@ -82,6 +82,12 @@ def test_job_list_filter_sort_and_page_update_the_url(ui_site: UISite, chromium:
         )
         page.check("#f-state-failed")
         page.wait_for_url("**state=failed**")
+        page.wait_for_function("document.querySelectorAll('#job-table tbody tr[data-job]').length === 1")
+        # Back restores the previous list, plots drawn again.
+        page.go_back()
+        page.wait_for_url(lambda url: "state=failed" not in url)
+        page.wait_for_function("document.querySelectorAll('#job-table tbody tr[data-job]').length === 6")
+        page.wait_for_selector("#job-table tr[data-job] .cc-plot canvas")
         # Paging: two per page, the next page link pushes page=2.
         page.goto(f"{ui_site.base_url}/monitoring/jobs/?itemsPerPage=2&sort=jobId&order=asc")
         page.wait_for_selector("#job-table .cc-plot canvas")

@@ -86,5 +86,13 @@ document.body.addEventListener("htmx:configRequest", (event) => {
 });
 // After any swap (outerHTML replaces #job-table itself): draw the plots of the new rows.
 document.body.addEventListener("htmx:afterSettle", () => drawJobPlots());
+// Back/forward restores a DOM snapshot whose canvases are blank: draw again.
+document.body.addEventListener("htmx:historyRestore", () => {
+  for (const cell of document.querySelectorAll("#job-table .cc-plot[data-drawn]")) {
+    delete cell.dataset.drawn;
+    cell.replaceChildren();
+  }
+  drawJobPlots();
+});
 document.getElementById("metric-apply")?.addEventListener("click", applyMetrics);
 drawJobPlots();
