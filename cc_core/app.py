@@ -12,7 +12,7 @@ from litestar import Litestar, MediaType, Request, Router, get
 from litestar.config.compression import CompressionConfig
 from litestar.config.cors import CORSConfig
 from litestar.contrib.jinja import JinjaTemplateEngine
-from litestar.datastructures import State
+from litestar.datastructures import CacheControlHeader, State
 from litestar.exceptions import HTTPException
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
@@ -44,6 +44,7 @@ from cc_core.natsapi import NatsAPI
 from cc_core.plugins import PluginRegistry, describe, make_plugin_manager
 from cc_core.services import CoreServices
 from cc_core.tasks import create_task_manager
+from cc_core.ui import template_globals, ui_routers
 from cc_core.web import STATIC_DIR, TEMPLATE_DIR, VENDOR_DIR, Contribution, NavItem
 
 log = logging.getLogger(__name__)
@@ -157,7 +158,12 @@ def create_app(
     public = group_opt(AuthGroup.PUBLIC)
     static_routers = [
         create_static_files_router(
-            path="/static/vendor", directories=[VENDOR_DIR], include_in_schema=False, opt=public
+            path="/static/vendor",
+            directories=[VENDOR_DIR],
+            include_in_schema=False,
+            opt=public,
+            # Third-party assets change only with a new release: a day in the browser cache (web UI FCP).
+            cache_control=CacheControlHeader(max_age=86400),
         ),
         create_static_files_router(
             path="/static", directories=[STATIC_DIR], include_in_schema=False, opt=public
@@ -178,7 +184,10 @@ def create_app(
     template_config = TemplateConfig(
         directory=[*template_dirs, TEMPLATE_DIR],
         engine=JinjaTemplateEngine,
-        engine_callback=lambda engine: engine.engine.globals.update(nav_items=nav_items, version=__version__),
+        engine_callback=lambda engine: (
+            engine.engine.globals.update(nav_items=nav_items, version=__version__),
+            template_globals(engine, nav_items),
+        ),
     )
 
     openapi_config = None
@@ -259,6 +268,7 @@ def create_app(
             index,
             api,
             *rest_routers(),
+            *ui_routers(),
             nodestate_router(),
             graphql_router(dev=dev, engine=graphql_engine),
             *static_routers,

@@ -1,0 +1,31 @@
+"""The web UI's pages: Litestar controllers rendering the Jinja templates in ``web/templates``.
+
+One module per page family (``jobs`` — the job list, ``job`` — one job, …); `ui_routers` collects
+their handlers for `cc_core.app.create_app`. Pages live in upstream's "secured" route group (session or
+API token; a visitor without either gets the login form). See docs/web-ui.md for the conventions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from litestar import Router
+
+from cc_core.ui import format as fmt
+from cc_core.ui.base import chrome, json_script
+from cc_core.web import NavItem
+
+
+def ui_routers() -> list[Router]:
+    from cc_core.ui.job import job_view
+    from cc_core.ui.jobs import job_count, job_list
+
+    return [Router(path="/", route_handlers=[job_list, job_count, job_view], include_in_schema=False)]
+
+
+def template_globals(engine: Any, nav_items: Sequence[NavItem]) -> None:
+    """Install the layout's globals and the UI's filters on the Jinja environment."""
+    env = engine.engine
+    env.globals.update(chrome=lambda request: chrome(request, nav_items), json_script=json_script)
+    env.filters.update(fmt.FILTERS)

@@ -1,0 +1,98 @@
+// The job list: draws the small metric plots of every visible row from ONE GraphQL request, again
+// after each htmx swap of #job-table; keeps empty filter fields out of the URL; stores the metric
+// selection as the user's UI setting (upstream's metricConfig_jobListMetrics[:cluster]).
+
+import { jobMetricsBatch } from "./graphql.js";
+import { metricPlot } from "./plots.js";
+
+function pageData() {
+  const el = document.getElementById("job-plot-data");
+  return el ? JSON.parse(el.textContent) : null;
+}
+
+export async function drawJobPlots() {
+  const data = pageData();
+  if (!data) return;
+  const cells = [...document.querySelectorAll("#job-table .cc-plot[data-job]:not([data-drawn])")];
+  if (!cells.length) return;
+  for (const cell of cells) cell.dataset.drawn = "1";
+  let result;
+  try {
+    result = await jobMetricsBatch(data.jobs.map((j) => ({ id: j.id, metrics: j.metrics })), { scopes: ["node"], resolution: data.resolution });
+  } catch (e) {
+    for (const cell of cells) cell.querySelector(".cc-plot-msg")?.replaceChildren(document.createTextNode(`error: ${e.message}`));
+    return;
+  }
+  const byId = Object.fromEntries(data.jobs.map((j) => [String(j.id), j]));
+  for (const cell of cells) {
+    const job = byId[cell.dataset.job];
+    const metric = cell.dataset.metric;
+    if (result[job?.id] instanceof Error) {
+      cell.replaceChildren(Object.assign(document.createElement("div"), { className: "cc-plot-msg text-danger", textContent: result[job.id].message }));
+      continue;
+    }
+    const found = (result[job?.id] || []).find((m) => m.name === metric && m.scope === "node") || (result[job?.id] || []).find((m) => m.name === metric);
+    const config = data.metricConfig[job?.key]?.[metric];
+    metricPlot(cell, {
+      metric,
+      scope: found?.scope || "node",
+      data: found?.metric,
+      config,
+      numNodes: job?.numNodes || 1,
+      width: Math.max(180, cell.parentElement.clientWidth - 8),
+      height: 130,
+      plotConfig: data.plot,
+      legend: false,
+    });
+  }
+}
+
+function stripEmpty(event) {
+  const params = event.detail.parameters;
+  if (params instanceof FormData) {
+    // htmx 2 passes FormData: keep only the non-empty values of every key.
+    for (const key of [...new Set(params.keys())]) {
+      const values = params.getAll(key).filter((v) => v !== "");
+      params.delete(key);
+      for (const v of values) params.append(key, v);
+    }
+  } else {
+    for (const key of Object.keys(params)) if (params[key] === "") delete params[key];
+  }
+}
+
+async function applyMetrics() {
+  const menu = document.getElementById("metric-select");
+  const selected = [...menu.querySelectorAll("input[data-metric]:checked")].map((i) => i.value);
+  const body = new URLSearchParams({ key: menu.dataset.key, value: JSON.stringify(selected) });
+  const response = await fetch("/frontend/configuration/", { method: "POST", credentials: "same-origin", body });
+  const error = document.getElementById("metric-error");
+  error.textContent = "";
+  if (!response.ok) {
+    let reason = `HTTP ${response.status}`;
+    try {
+      reason = (await response.json()).error || reason;
+    } catch {
+      // not JSON: keep the status
+    }
+    error.textContent = `could not store the selection: ${reason}`;
+    return;
+  }
+  htmx.trigger("#job-filters", "submit");
+}
+
+document.body.addEventListener("htmx:configRequest", (event) => {
+  if (event.detail.elt?.id === "job-filters") stripEmpty(event);
+});
+// After any swap (outerHTML replaces #job-table itself): draw the plots of the new rows.
+document.body.addEventListener("htmx:afterSettle", () => drawJobPlots());
+// Back/forward restores a DOM snapshot whose canvases are blank: draw again.
+document.body.addEventListener("htmx:historyRestore", () => {
+  for (const cell of document.querySelectorAll("#job-table .cc-plot[data-drawn]")) {
+    delete cell.dataset.drawn;
+    cell.replaceChildren();
+  }
+  drawJobPlots();
+});
+document.getElementById("metric-apply")?.addEventListener("click", applyMetrics);
+drawJobPlots();
