@@ -94,7 +94,12 @@ def test_sigkill_during_http_ingest_loses_nothing_flushed(site: Site, tmp_path: 
 
     t = threading.Thread(target=ingest)
     t.start()
-    time.sleep(3.0)
+    # Kill once enough batches are older than the flush margin; a loaded machine just takes longer.
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not (
+        len(acked) > 60 and time.monotonic() - acked[60][1] > FLUSH_MARGIN + 0.5
+    ):
+        time.sleep(0.1)
     server.proc.send_signal(signal.SIGKILL)
     killed = time.monotonic()
     server.proc.wait(10)
