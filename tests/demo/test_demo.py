@@ -95,6 +95,15 @@ def test_generate_is_idempotent_and_refuses_foreign_var(site: DemoServer, tmp_pa
     (tmp_path / "var").mkdir()
     with pytest.raises(DemoSiteError, match="--force"):
         generate_site(tmp_path, jobs=5)
+    # The CLI says so in one line each, no traceback.
+    from click.testing import CliRunner
+
+    from cc_core.cli import build_cli
+
+    r = CliRunner().invoke(build_cli(), ["demo", "generate", "--dir", str(site.root)])
+    assert r.exit_code == 0 and "already holds a demo site" in r.output
+    r = CliRunner().invoke(build_cli(), ["demo", "generate", "--dir", str(tmp_path), "--jobs", "5"])
+    assert r.exit_code == 1 and "--force" in r.output and "Traceback" not in r.output
 
 
 def test_cluster_configs_are_coherent(site: DemoServer) -> None:
