@@ -257,7 +257,8 @@ class UserRepository:
 
         def run(conn: Connection) -> int:
             taken = {r[0] for r in conn.execute(select(T.hpc_user.c.username))}
-            fresh = [r for r in rows if r["username"] not in taken]
+            # executemany needs the same keys in every row: no password is NULL, as in `add_sync`.
+            fresh = [{"password": None, **r} for r in rows if r["username"] not in taken]
             if fresh:
                 conn.execute(insert(T.hpc_user), fresh)
             return len(fresh)
