@@ -249,3 +249,28 @@ def test_job_scripts_and_statistics_carry_tagger_patterns(site: DemoServer) -> N
     # this site (copy configs/tagger to var/tagger) and assert that jobs carry `app` and `jobClass` tags
     # (e.g. jobs with type "app" and with type "jobClass" both non-empty). Until then the assertion above
     # checks the inputs the taggers will classify.
+
+
+def test_taggers_tag_the_demo_jobs(site: DemoServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`apply-tags` on the demo site gives app and job-class tags (upstream's shipped rules)."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from cc_core.cli import build_cli
+    from cc_core.cli.unavailable import PENDING
+
+    # TODO(taggers branch): the taggers are built on branch `taggers`; once merged, `apply-tags` leaves
+    # PENDING and this block runs. Make it unconditional then (and point it at the rules the branch ships
+    # if they do not live in var/tagger).
+    if "apply-tags" in PENDING:
+        return
+    for kind in ("apps", "jobclasses"):
+        shutil.copytree(REFERENCE / kind, site.root / "var" / "tagger" / kind, dirs_exist_ok=True)
+    monkeypatch.chdir(site.root)
+    r = CliRunner().invoke(build_cli(), ["--config", str(site.root / "config.json"), "apply-tags"])
+    assert r.exit_code == 0, r.output
+    with site.api(site.demo_token) as c:
+        jobs = c.get("/api/jobs/", params={"items-per-page": 300}).json()["jobs"]
+    types = {t["type"] for j in jobs for t in j.get("tags") or ()}
+    assert {"app", "jobClass"} <= types
