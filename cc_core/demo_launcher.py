@@ -1,36 +1,19 @@
-"""What `make demo` runs: set up a local site in ./ if there is none, then serve it on localhost:8080.
-
-The generated demo site with clusters, jobs and live metrics comes with `clustercockpit demo`; until it
-lands this starts the server on an empty site with a local admin ``demo`` / ``demo``, so that
-`make demo` always ends in a running server one can log in to.
+"""What `make demo` runs: generate the demo site in ./ if there is none, then serve it live on
+localhost:8080 (`clustercockpit demo run`: server, embedded metric store, simulated scheduler and
+collector). Prints the URL and the login demo / demo; Ctrl-C stops everything. A second `make demo`
+reuses the site (``clustercockpit demo generate --force`` makes a new one).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from cc_core.cli import main as cli_main
-from cc_core.cli.setup import init_site
+from cc_core.demo.site import DEMO_LOGIN
 
-DEMO_LOGIN = ("demo", "demo")
+__all__ = ["DEMO_LOGIN", "main"]
 
 
 def main() -> None:
-    here = Path.cwd()
-    config = str(here / "config.json")
-    fresh = not (here / "var").exists()
-    if fresh:
-        for p in init_site(here):
-            print(f"created {p}")
-    if fresh or not (here / "var" / "job.db").exists():
-        user, password = DEMO_LOGIN
-        try:
-            cli_main(["--config", config, "add-user", f"{user}:admin,api:{password}"])
-        except SystemExit as e:
-            if e.code not in (0, None):
-                raise
-    print("ClusterCockpit demo: open http://localhost:8080/ and log in as demo / demo (Ctrl-C stops it)")
-    cli_main(["--config", config, "--loglevel", "info", "serve", "--addr", "localhost:8080"])
+    cli_main(["--loglevel", "info", "demo", "run", "--dir", ".", "--addr", "localhost:8080"])
 
 
 if __name__ == "__main__":

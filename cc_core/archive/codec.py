@@ -46,9 +46,9 @@ def gunzip(buf: bytes, path: str) -> bytes:
     return out[0] if len(out) == 1 else b"".join(out)
 
 
-def gzip_bytes(buf: bytes) -> bytes:
+def gzip_bytes(buf: bytes, level: int = GZIP_LEVEL) -> bytes:
     """gzip with a zero mtime, so equal data gives equal files (copies can be compared byte-wise)."""
-    c = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
+    c = zlib.compressobj(level, zlib.DEFLATED, 31)
     return c.compress(buf) + c.flush()
 
 
@@ -124,10 +124,10 @@ def encode_data(data: JobData) -> tuple[str, bytes]:
     return compress_data(raw)
 
 
-def compress_data(raw: bytes) -> tuple[str, bytes]:
+def compress_data(raw: bytes, level: int = GZIP_LEVEL) -> tuple[str, bytes]:
     """Upstream's rule for serialised data: gzip when larger than 2000 bytes."""
     if len(raw) > GZIP_THRESHOLD:
-        return DATA_GZ_FILE, gzip_bytes(raw)
+        return DATA_GZ_FILE, gzip_bytes(raw, level)
     return DATA_FILE, raw
 
 

@@ -19,7 +19,7 @@ while it is generated, and 100,000 jobs then take seconds instead of minutes.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import msgspec
@@ -150,8 +150,20 @@ def archive_jobs(
     return out
 
 
-def write_archive_meta(root: Path, jobs: Sequence[Job], clusters: Sequence[Cluster]) -> None:
-    """Write ``version.txt``, each ``cluster.json`` and each job's ``meta.json`` under ``root``."""
+def write_archive_meta(
+    root: Path,
+    jobs: Iterable[Job],
+    clusters: Sequence[Cluster],
+    *,
+    data: Callable[[Job], tuple[Job, bytes]] | None = None,
+    gzip_level: int = codec.GZIP_LEVEL,
+) -> None:
+    """Write ``version.txt``, each ``cluster.json`` and each job's ``meta.json`` under ``root``.
+
+    With ``data``, each job is first passed to it; it returns the job to store (e.g. with statistics
+    computed from its series) and the serialised ``data.json``, written gzipped above upstream's
+    threshold (`codec.compress_data`, at ``gzip_level``), before ``meta.json``.
+    """
     root.mkdir(parents=True, exist_ok=True)
     (root / VERSION_FILE).write_bytes(codec.version_bytes())
     for c in clusters:
@@ -166,6 +178,11 @@ def write_archive_meta(root: Path, jobs: Sequence[Job], clusters: Sequence[Clust
             os.makedirs(parent, exist_ok=True)
             made.add(parent)
         os.mkdir(d)
+        if data is not None:
+            job, raw = data(job)
+            name, payload = codec.compress_data(raw, gzip_level)
+            with open(os.path.join(d, name), "wb") as f:
+                f.write(payload)
         with open(os.path.join(d, META_FILE), "wb") as f:
             f.write(codec.encode_meta(job))
 

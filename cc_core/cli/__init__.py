@@ -47,9 +47,20 @@ def cli(ctx: click.Context, config_path: str, env_file: str | None, loglevel: st
 
 
 def _add_core_commands() -> None:
-    from cc_core.cli import archive, database, importing, keys, reference, server, setup, tasks, unavailable
+    from cc_core.cli import (
+        archive,
+        database,
+        demo,
+        importing,
+        keys,
+        reference,
+        server,
+        setup,
+        tasks,
+        unavailable,
+    )
 
-    for module in (setup, keys, server, database, archive, importing, reference, tasks, unavailable):
+    for module in (setup, keys, server, database, archive, importing, reference, tasks, demo, unavailable):
         for command in module.COMMANDS:
             cli.add_command(command)
 

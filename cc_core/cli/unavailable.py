@@ -10,7 +10,6 @@ import click
 # name: (upstream flag, what it will do)
 PENDING: dict[str, tuple[str, str]] = {
     "apply-tags": ("-apply-tags", "Run all job taggers on every finished job."),
-    "demo": ("(none)", "Generate and run the demo site."),
 }
 
 

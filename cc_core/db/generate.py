@@ -25,6 +25,17 @@ class ClusterShape:
     nodes: int
     weight: float
     prefix: str
+    # Optional per-subcluster node counts and hardware threads (same order as ``subclusters``): hosts
+    # are then numbered consecutively subcluster after subcluster, and a job's hosts, hardware threads
+    # and subcluster agree (the demo site needs that; the flat default keeps the benchmarks' spread).
+    sub_nodes: tuple[int, ...] = ()
+    sub_hwthreads: tuple[int, ...] = ()
+
+    def subcluster_layout(self, k: int) -> tuple[int, int, int]:
+        """``(first host index, node count, hwthreads per node)`` of subcluster ``k``."""
+        if not self.sub_nodes:
+            return 0, self.nodes, self.hwthreads
+        return sum(self.sub_nodes[:k]), self.sub_nodes[k], self.sub_hwthreads[k]
 
 
 CLUSTERS: tuple[ClusterShape, ...] = (
@@ -64,13 +75,14 @@ def generate_jobs(
     tag_fraction: float = 0.10,
     first_job_id: int = 1_000_000,
     with_hwthreads: bool = True,
+    clusters: tuple[ClusterShape, ...] = CLUSTERS,
 ) -> list[Job]:
     """``n`` jobs that started within the last ``span_days`` before ``now``; running if not yet done."""
     rng = np.random.default_rng(seed)
     now = int(time.time()) if now is None else int(now)
     span = span_days * 86400
-    weights = np.array([c.weight for c in CLUSTERS])
-    cluster_idx = rng.choice(len(CLUSTERS), size=n, p=weights / weights.sum())
+    weights = np.array([c.weight for c in clusters])
+    cluster_idx = rng.choice(len(clusters), size=n, p=weights / weights.sum())
     # Heavy-tailed user activity; each user mostly works in one project.
     user_rank = np.minimum(rng.zipf(1.3, size=n) - 1, users - 1)
     user_perm = rng.permutation(users)
@@ -102,20 +114,22 @@ def generate_jobs(
 
     jobs: list[Job] = []
     for i in range(n):
-        c = CLUSTERS[int(cluster_idx[i])]
-        sub = c.subclusters[int(subcluster_pick[i]) % len(c.subclusters)]
-        nn = int(min(nodes[i], c.nodes))
+        c = clusters[int(cluster_idx[i])]
+        k_sub = int(subcluster_pick[i]) % len(c.subclusters)
+        sub = c.subclusters[k_sub]
+        first, n_sub, hw_node = c.subcluster_layout(k_sub)
+        nn = int(min(nodes[i], n_sub))
         shared = "none"
-        hw = c.hwthreads * nn
+        hw = hw_node * nn
         acc = c.gpus * nn
         if nn == 1 and shared_draw[i] < 0.4:
             shared = "single_user" if shared_draw[i] < 0.1 else "multi_user"
-            hw = max(1, c.hwthreads // (1 + int(shared_draw[i] * 10)))
+            hw = max(1, hw_node // (1 + int(shared_draw[i] * 10)))
             acc = min(c.gpus, 1 + int(shared_draw[i] * 4)) if c.gpus else 0
-        base = int(node_offset[i]) % c.nodes
+        base = int(node_offset[i]) % n_sub
         resources: list[Resource] = []
         for k in range(nn):
-            host = f"{c.prefix}{(base + k) % c.nodes:04d}"
+            host = f"{c.prefix}{first + (base + k) % n_sub:04d}"
             if nn == 1 and with_hwthreads:
                 resources.append(
                     Resource(

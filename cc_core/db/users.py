@@ -238,6 +238,33 @@ class UserRepository:
 
         return self.db.write_sync(run)
 
+    def add_many_sync(self, users: Sequence[dict[str, Any]]) -> int:
+        """Create many users in one transaction (keyword dicts as for `add_sync`); names already taken
+        are skipped. Returns how many were created. For generators and imports, where one transaction
+        per user would dominate."""
+        rows = [
+            self._values(
+                u["username"],
+                password=u.get("password"),
+                roles=u.get("roles", ("user",)),
+                projects=u.get("projects", ()),
+                name=u.get("name", ""),
+                email=u.get("email", ""),
+                auth_source=u.get("auth_source", AuthSource.LOCAL),
+            )
+            for u in users
+        ]
+
+        def run(conn: Connection) -> int:
+            taken = {r[0] for r in conn.execute(select(T.hpc_user.c.username))}
+            # executemany needs the same keys in every row: no password is NULL, as in `add_sync`.
+            fresh = [{"password": None, **r} for r in rows if r["username"] not in taken]
+            if fresh:
+                conn.execute(insert(T.hpc_user), fresh)
+            return len(fresh)
+
+        return self.db.write_sync(run)
+
     async def add(self, username: str, **kw: Any) -> StoredUser:
         """`add_sync` in a worker thread (hashing included)."""
         limiter = self.db._write_limiter if self.db.is_sqlite else self.db._read_limiter
