@@ -21,7 +21,19 @@ def ui_routers() -> list[Router]:
     from cc_core.ui.job import job_view
     from cc_core.ui.jobs import job_list
 
-    return [Router(path="/", route_handlers=[job_list, job_view], include_in_schema=False)]
+    routers = [Router(path="/", route_handlers=[job_list, job_view], include_in_schema=False)]
+    routers.extend(_more_routers())
+    return routers
+
+
+def _more_routers() -> list[Router]:
+    """The remaining page families (home, statistics lists, user, tags, settings, search, nodes, …)."""
+    from cc_core.ui.home import home
+    from cc_core.ui.monitoring import projects_list, user_view, users_list
+    from cc_core.ui.tags import tag_list
+
+    handlers = [home, users_list, projects_list, user_view, tag_list]
+    return [Router(path="/", route_handlers=handlers, include_in_schema=False)]
 
 
 def template_globals(engine: Any, nav_items: Sequence[NavItem]) -> None:
