@@ -30,9 +30,10 @@ def _more_routers() -> list[Router]:
     """The remaining page families (home, statistics lists, user, tags, settings, search, nodes, …)."""
     from cc_core.ui.home import home
     from cc_core.ui.monitoring import projects_list, user_view, users_list
+    from cc_core.ui.settings import search, settings_page
     from cc_core.ui.tags import tag_list
 
-    handlers = [home, users_list, projects_list, user_view, tag_list]
+    handlers = [home, users_list, projects_list, user_view, tag_list, settings_page, search]
     return [Router(path="/", route_handlers=handlers, include_in_schema=False)]
 
 
