@@ -11,7 +11,7 @@ from litestar import Litestar, MediaType, Request, Router, get
 from litestar.config.compression import CompressionConfig
 from litestar.config.cors import CORSConfig
 from litestar.contrib.jinja import JinjaTemplateEngine
-from litestar.datastructures import State
+from litestar.datastructures import CacheControlHeader, State
 from litestar.exceptions import HTTPException
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
@@ -124,7 +124,12 @@ def create_app(
     public = group_opt(AuthGroup.PUBLIC)
     static_routers = [
         create_static_files_router(
-            path="/static/vendor", directories=[VENDOR_DIR], include_in_schema=False, opt=public
+            path="/static/vendor",
+            directories=[VENDOR_DIR],
+            include_in_schema=False,
+            opt=public,
+            # Third-party assets change only with a new release: a day in the browser cache (web UI FCP).
+            cache_control=CacheControlHeader(max_age=86400),
         ),
         create_static_files_router(
             path="/static", directories=[STATIC_DIR], include_in_schema=False, opt=public

@@ -18,7 +18,6 @@ import base64
 import json
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,7 +133,9 @@ def _job_data(job: Any, cluster: Any, rng: np.random.Generator) -> dict[str, Any
     return out
 
 
-def make_ui_site(root: Path) -> UISite:
+def make_ui_site(root: Path, *, extra_jobs: int = 0) -> UISite:
+    """The site, served. ``extra_jobs``: that many more generated jobs (meta only, no metric data) are
+    bulk-inserted into the database, for benchmarks of big lists."""
     import uvicorn
 
     from cc_core.app import create_app
@@ -155,7 +156,9 @@ def make_ui_site(root: Path) -> UISite:
     candidates = [j for j in archive_jobs(200, seed=7, now=now) if j.cluster == "fritz"]
     jobs = []
     for i, job in enumerate(candidates[:N_JOBS]):
-        nodes = [Resource(hostname=f"f{k:04d}") for k in range(1 + (i % 2))]
+        # Jobs alternate between one and two nodes; the last has ten (plots show a min/mean/max band).
+        n_nodes = 10 if i == N_JOBS - 1 else 1 + (i % 2)
+        nodes = [Resource(hostname=f"f{k:04d}") for k in range(n_nodes)]
         meta = {"jobName": f"ui-job-{i}", "jobScript": "#!/bin/bash\nsrun ./app\n"}
         tags = [Tag(type="ui", name="demo")]
         if i == 0:
@@ -207,6 +210,8 @@ def make_ui_site(root: Path) -> UISite:
     initialise_database(db_path)
     config = load_config(root / "config.json", environ=environ)
     _import(config)
+    if extra_jobs:
+        _bulk(config, extra_jobs, now - 86400 - 3600)
     app = create_app(config, registry=make_plugin_manager(environ={}))
     port = free_port()
     server = uvicorn.Server(
@@ -238,9 +243,14 @@ def _import(config: Any) -> None:
         report = init_db_sync(db, open_backend(config.archive))
         if not report.ok:
             raise RuntimeError("init-db failed: " + "; ".join(report.errors()))
+        # The role users exist in the database too (UI settings are stored per known user).
+        for username, roles in ROLE_USERS.values():
+            db.users.add_sync(username, roles=roles, projects=["ui-project"])
 
 
-def ui_site_fixture(tmp_path_factory: Any) -> Iterator[UISite]:
-    site = make_ui_site(tmp_path_factory.mktemp("ui-site"))
-    yield site
-    site.stop()
+def _bulk(config: Any, n: int, before: int) -> None:
+    from cc_core.db import Database
+    from cc_core.db.generate import generate_jobs
+
+    with Database(config.main.db) as db:
+        db.jobs.bulk_insert_sync(generate_jobs(n, seed=11, now=before, first_job_id=10_000_000))

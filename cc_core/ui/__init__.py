@@ -19,9 +19,9 @@ from cc_core.web import NavItem
 
 def ui_routers() -> list[Router]:
     from cc_core.ui.job import job_view
-    from cc_core.ui.jobs import job_list
+    from cc_core.ui.jobs import job_count, job_list
 
-    routers = [Router(path="/", route_handlers=[job_list, job_view], include_in_schema=False)]
+    routers = [Router(path="/", route_handlers=[job_list, job_count, job_view], include_in_schema=False)]
     routers.extend(_more_routers())
     return routers
 

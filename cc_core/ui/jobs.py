@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from litestar import Request, get
+from litestar import MediaType, Request, get
 from litestar.response import Template
 
 from cc_core.api.auth import current_user
@@ -48,8 +48,10 @@ async def job_list(request: Request[Any, Any, Any]) -> Template:
     services = request.app.state["services"]
     config = await ui_config(request, user)
     q = parse_list_query(request.query_params.dict(), per_page=int(config.get("jobList_jobsPerPage") or 50))
+    # No count here: over a million jobs it would cost more than the page; the pager asks for it
+    # separately (`job_count`) once the table is painted.
     result = await services.db.jobs.list(
-        user, q.filters, q.page_request, q.order_by, count=True, with_tags=True, with_metadata=True
+        user, q.filters, q.page_request, q.order_by, count=False, with_tags=True, with_metadata=True
     )
     catalog = services.clusters
     cluster_filter = q.form.get("cluster", "")
@@ -89,8 +91,6 @@ async def job_list(request: Request[Any, Any, Any]) -> Template:
         "resolution": max(resolutions.resolutions) if resolutions and resolutions.resolutions else None,
         "plot": {k: v for k, v in config.items() if k.startswith("plotConfiguration_")},
     }
-    total = result.count or 0
-    pages = max(1, -(-total // q.per_page))
     tags = await services.db.tags.visible(user)
     return render(
         request,
@@ -100,8 +100,7 @@ async def job_list(request: Request[Any, Any, Any]) -> Template:
         rows=rows,
         metrics=metrics,
         available_metrics=available,
-        total=total,
-        pages=pages,
+        count_url="/monitoring/jobs/count" + (f"?{request.url.query}" if request.url.query else ""),
         has_next=result.has_next_page,
         page_url=lambda **kw: page_url(request, **kw),
         plot_json=json_script(plot_data),
@@ -117,3 +116,13 @@ async def job_list(request: Request[Any, Any, Any]) -> Template:
         if cluster_filter
         else "metricConfig_jobListMetrics",
     )
+
+
+@get("/monitoring/jobs/count", name="ui-jobs-count", media_type=MediaType.HTML)
+async def job_count(request: Request[Any, Any, Any]) -> str:
+    """The number of jobs matching the job list's URL (filled into the page by htmx after paint)."""
+    user = current_user(request)
+    q = parse_list_query(request.query_params.dict())
+    total = await request.app.state["services"].db.jobs.count(user, q.filters)
+    pages = max(1, -(-total // q.per_page))
+    return f"{total} job{'' if total == 1 else 's'} · {pages} page{'' if pages == 1 else 's'}"

@@ -91,7 +91,7 @@ def test_job_list_filter_sort_and_page_update_the_url(ui_site: UISite, chromium:
         page.wait_for_function(
             f"document.querySelector('#job-table tbody tr[data-job]').dataset.job !== '{first}'"
         )
-        assert page.locator("#job-count").inner_text() == "6 jobs"
+        page.wait_for_function("document.getElementById('job-count').textContent === '6 jobs · 3 pages'")
         # A bookmarked upstream URL opens the same list.
         page.goto(
             f"{ui_site.base_url}/monitoring/jobs/?user=someone&duration=morethan-3600&startTime=last30d"
@@ -226,3 +226,41 @@ def test_forbidden_missing_and_anonymous(ui_site: UISite, chromium: Any) -> None
         assert target.startswith("/monitoring/jobs") and target.endswith("?state=running")
     finally:
         context.close()
+
+
+def test_many_nodes_draw_a_statistics_band(ui_site: UISite, chromium: Any) -> None:
+    big = max(ui_site.jobs, key=lambda j: j.num_nodes)
+    assert big.num_nodes == 10
+    page = ui_site.page(chromium, "admin")
+    try:
+        page.goto(f"{ui_site.base_url}/monitoring/job/{big.id}")
+        _wait_plots(page)
+        cell = page.locator(".cc-metric[data-metric=cpu_load] .cc-plot")
+        assert cell.get_attribute("data-band") == "1" and cell.get_attribute("data-series") == "3"
+        assert_clean(page)
+    finally:
+        page.context.close()
+
+
+def test_metric_selection_is_stored_per_user(ui_site: UISite, chromium: Any) -> None:
+    page = ui_site.page(chromium, "support")
+    try:
+        page.goto(f"{ui_site.base_url}/monitoring/jobs/")
+        page.wait_for_selector("#job-table .cc-plot canvas")
+        page.click("#metric-select-btn")
+        for box in page.locator("#metric-select input[data-metric]").all():
+            if box.get_attribute("value") in ("mem_bw", "cpu_power"):
+                box.check()
+            else:
+                box.uncheck()
+        page.click("#metric-apply")
+        page.wait_for_function(
+            "[...document.querySelectorAll('#job-table thead th')].slice(2).map(t => t.textContent).join() === 'cpu_power,mem_bw'"
+        )
+        page.wait_for_selector("#job-table td:nth-child(3) .cc-plot canvas")
+        page.reload()
+        headers = page.locator("#job-table thead th").all_inner_texts()[2:]
+        assert headers == ["cpu_power", "mem_bw"]
+        assert_clean(page)
+    finally:
+        page.context.close()

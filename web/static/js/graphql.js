@@ -40,8 +40,24 @@ export const JOB_METRIC_FIELDS = `name scope metric {
   series { hostname id data statistics { min avg max } }
 }`;
 
-/** One request for the metrics of many jobs: jobs = [{id, metrics}], answer {id: [JobMetricWithName]}. */
-export async function jobMetricsBatch(jobs, { scopes = ["node"], resolution = null } = {}) {
+/**
+ * One request for the metrics of many jobs: jobs = [{id, metrics}], answer {id: [JobMetricWithName]}.
+ * `jobMetrics` is non-null, so one job whose data cannot be loaded nulls the whole answer; only then
+ * each job is asked for alone (in parallel), and a failed job's entry is an Error.
+ */
+export async function jobMetricsBatch(jobs, options = {}) {
+  try {
+    return await jobMetricsQuery(jobs, options);
+  } catch (e) {
+    if (jobs.length < 2) throw e;
+    const parts = await Promise.all(
+      jobs.map((j) => jobMetricsQuery([j], options).catch((err) => ({ [j.id]: err }))),
+    );
+    return Object.assign({}, ...parts);
+  }
+}
+
+async function jobMetricsQuery(jobs, { scopes = ["node"], resolution = null } = {}) {
   const wanted = jobs.filter((j) => j.metrics.length);
   if (!wanted.length) return {};
   const parts = wanted.map(

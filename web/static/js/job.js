@@ -60,6 +60,7 @@ function drawMetric(cell, name, scope) {
   target.dataset.series = plot ? String(plot.series.length - 1) : "0";
   target.dataset.timestep = data ? String(data.timestep) : "";
   target.dataset.drawn = plot ? "1" : "0";
+  target.dataset.band = plot?.ccBand ? "1" : "0";
   return plot;
 }
 

@@ -27,6 +27,10 @@ export async function drawJobPlots() {
   for (const cell of cells) {
     const job = byId[cell.dataset.job];
     const metric = cell.dataset.metric;
+    if (result[job?.id] instanceof Error) {
+      cell.replaceChildren(Object.assign(document.createElement("div"), { className: "cc-plot-msg text-danger", textContent: result[job.id].message }));
+      continue;
+    }
     const found = (result[job?.id] || []).find((m) => m.name === metric && m.scope === "node") || (result[job?.id] || []).find((m) => m.name === metric);
     const config = data.metricConfig[job?.key]?.[metric];
     metricPlot(cell, {
@@ -64,8 +68,16 @@ async function applyMetrics() {
   const selected = [...menu.querySelectorAll("input[data-metric]:checked")].map((i) => i.value);
   const body = new URLSearchParams({ key: menu.dataset.key, value: JSON.stringify(selected) });
   const response = await fetch("/frontend/configuration/", { method: "POST", credentials: "same-origin", body });
+  const error = document.getElementById("metric-error");
+  error.textContent = "";
   if (!response.ok) {
-    alert(`could not store the metric selection: HTTP ${response.status}`);
+    let reason = `HTTP ${response.status}`;
+    try {
+      reason = (await response.json()).error || reason;
+    } catch {
+      // not JSON: keep the status
+    }
+    error.textContent = `could not store the selection: ${reason}`;
     return;
   }
   htmx.trigger("#job-filters", "submit");

@@ -174,6 +174,7 @@ export function metricPlot(el, opts) {
   el.replaceChildren();
   const plot = new uPlot(options, columns, el);
   plot.ccLevel = level;
+  plot.ccBand = Boolean(band);
   return plot;
 }
 
