@@ -84,7 +84,8 @@ async def _list_page(request: Request[Any, Any, Any], kind: str) -> Template | R
         sort=sort,
         order=order,
         sort_url=sort_url,
-        csv_url="?" + urlencode([*[(k, v) for k, v in kept], ("sort", sort), ("order", order), ("format", "csv")]),
+        csv_url="?"
+        + urlencode([*[(k, v) for k, v in kept], ("sort", sort), ("order", order), ("format", "csv")]),
         form=q.form,
         text=text,
         clusters=services.clusters.names(),
@@ -97,7 +98,9 @@ def _csv(kind: str, rows: list[Any]) -> Response[str]:
     head = [kind, *(["name"] if kind == "user" else []), *STAT_FIELDS]
     w.writerow(head)
     for r in rows:
-        w.writerow([r.id, *([r.name] if kind == "user" else []), *(getattr(r, COLUMNS[f][1]) for f in STAT_FIELDS)])
+        w.writerow(
+            [r.id, *([r.name] if kind == "user" else []), *(getattr(r, COLUMNS[f][1]) for f in STAT_FIELDS)]
+        )
     return Response(
         out.getvalue(),
         media_type="text/csv",

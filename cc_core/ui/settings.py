@@ -27,6 +27,7 @@ from cc_core.db.filters import JobFilter, StringInput
 from cc_core.ui.base import render, ui_config
 from cc_core.ui.errors import error_page
 from cc_core.ui.home import read_notice
+from cc_core.ui.jobs import default_list_metrics
 
 #: Settings with a fixed set of choices: key → (label, choices).
 CHOICES: dict[str, tuple[str, list[Any]]] = {
@@ -69,7 +70,9 @@ async def settings_page(request: Request[Any, Any, Any]) -> Template:
     metrics = []
     for cluster in services.clusters.clusters():
         key = f"metricConfig_jobListMetrics:{cluster.name}"
-        chosen = config.get(key) or config.get("metricConfig_jobListMetrics") or []
+        chosen = (
+            config.get(key) or config.get("metricConfig_jobListMetrics") or default_list_metrics([cluster])
+        )
         metrics.append(
             {
                 "cluster": cluster.name,
@@ -116,7 +119,9 @@ async def search(request: Request[Any, Any, Any], searchId: str = "") -> Templat
     services = request.app.state["services"]
     text = searchId.strip()
     if not text:
-        return error_page(request, 400, "nothing to search for: type a job id, a user, a project or a job name")
+        return error_page(
+            request, 400, "nothing to search for: type a job id, a user, a project or a job name"
+        )
     parts = [p.strip() for p in text.split(":")]
     if len(parts) > 2:
         return error_page(request, 400, f"malformed search {text!r}: use 'type:query'")
@@ -124,7 +129,11 @@ async def search(request: Request[Any, Any, Any], searchId: str = "") -> Templat
     if len(parts) == 2:
         kind, query = parts[0].lower(), parts[1]
         if kind not in SEARCH_TYPES:
-            return error_page(request, 400, f"unknown search type {parts[0]!r} (jobId, jobName, projectId, arrayJobId, username, name)")
+            return error_page(
+                request,
+                400,
+                f"unknown search type {parts[0]!r} (jobId, jobName, projectId, arrayJobId, username, name)",
+            )
         if not query:
             return error_page(request, 400, f"empty search for {parts[0]!r}")
         if kind == "jobid":
