@@ -114,7 +114,7 @@ def _jobs(**params: str) -> Redirect:
 
 
 @get("/search", name="ui-search")
-async def search(request: Request[Any, Any, Any], searchId: str = "") -> Template | Redirect:  # noqa: N803
+async def search(request: Request[Any, Any, Any], searchId: str = "") -> Template | Redirect:
     user = current_user(request)
     services = request.app.state["services"]
     text = searchId.strip()
