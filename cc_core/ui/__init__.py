@@ -37,7 +37,10 @@ def _more_routers() -> list[Router]:
     handlers = [home, users_list, projects_list, user_view, tag_list, settings_page, search]
     from cc_core.ui.logs import logs_page
 
+    from cc_core.ui.status import dashboard, status_detail, status_page
+
     handlers += [systems_overview, node_list, node_list_sub, node_view, logs_page]
+    handlers += [status_page, status_detail, dashboard]
     return [Router(path="/", route_handlers=handlers, include_in_schema=False)]
 
 

@@ -28,6 +28,9 @@ PAGES: dict[str, tuple[str, set[str], str]] = {
     "nodelist": ("/monitoring/systems/list/fritz", {"support", "admin"}, "body[data-plots-ready]"),
     "node": ("/monitoring/node/fritz/f0000", {"support", "admin"}, "body[data-plots-ready]"),
     "logs": ("/monitoring/logs", {"admin"}, "body[data-logs-ready]"),
+    "status": ("/monitoring/status/fritz", {"admin"}, "body[data-plots-ready]"),
+    "status-detail": ("/monitoring/status/detail/fritz", {"admin"}, "body[data-plots-ready]"),
+    "dashboard": ("/monitoring/dashboard/fritz", {"support", "admin"}, "body[data-plots-ready]"),
 }
 
 
