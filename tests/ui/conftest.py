@@ -19,9 +19,9 @@ def ui_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UISite]:
 
 
 @pytest.fixture(scope="session")
-def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``$CC_SCREENSHOT_DIR`` (e.g. test-artifacts/screenshots), else a temporary directory."""
+def screenshot_dir() -> Path:
+    """``$CC_SCREENSHOT_DIR``, else ``test-artifacts/screenshots`` of the checkout (git-ignored; CI keeps it)."""
     raw = os.environ.get("CC_SCREENSHOT_DIR")
-    path = Path(raw) if raw else tmp_path_factory.mktemp("screenshots")
+    path = Path(raw) if raw else Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
     path.mkdir(parents=True, exist_ok=True)
     return path

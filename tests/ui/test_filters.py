@@ -115,3 +115,22 @@ def test_ui_config_keys() -> None:
     assert metric_selection(flat, "jobListMetrics", "c", "s") == ["z"]
     assert metric_selection(flat, "jobListMetrics", "c", "t") == ["b"]
     assert metric_selection(flat, "jobListMetrics", "d") == ["a"]
+
+
+def test_json_script_cannot_close_the_element() -> None:
+    from cc_core.ui.base import json_script
+
+    text = json_script({"name": "</script><script>alert(1)</script>", "a&b": "<!--"})
+    assert "<" not in text and ">" not in text and "&" not in text
+    import json
+
+    assert json.loads(text) == {"name": "</script><script>alert(1)</script>", "a&b": "<!--"}
+
+
+def test_footprint_levels_follow_thresholds() -> None:
+    from cc_core.ui.footprint import level
+
+    conf = {"peak": 100, "normal": 50, "caution": 20, "alert": 10}
+    assert [level(v, conf) for v in (5, 15, 30, 60)] == ["alert", "caution", "normal", "good"]
+    low = {**conf, "normal": 10, "caution": 50, "alert": 80, "lowerIsBetter": True}
+    assert [level(v, low) for v in (5, 20, 60, 90)] == ["good", "normal", "caution", "alert"]

@@ -46,8 +46,8 @@ def test_pages_load_for_each_role(ui_site: UISite, chromium: Any, role: str, scr
         rows = page.locator("#job-table tbody tr[data-job]").count()
         # user: own 4 jobs; manager: project ui-project (all 6); support/admin: all 6.
         assert rows == (4 if role == "user" else 6)
-        if role == "admin":
-            page.screenshot(path=str(screenshot_dir / "jobs.png"), full_page=True)
+        if role in ("admin", "user"):
+            page.screenshot(path=str(screenshot_dir / f"jobs-{role}.png"), full_page=True)
         page.goto(f"{ui_site.base_url}/monitoring/job/{_own_job(ui_site)}")
         _wait_plots(page)
         if role == "admin":
@@ -82,6 +82,12 @@ def test_job_list_filter_sort_and_page_update_the_url(ui_site: UISite, chromium:
         )
         page.check("#f-state-failed")
         page.wait_for_url("**state=failed**")
+        page.wait_for_function("document.querySelectorAll('#job-table tbody tr[data-job]').length === 1")
+        # Back restores the previous list, plots drawn again.
+        page.go_back()
+        page.wait_for_url(lambda url: "state=failed" not in url)
+        page.wait_for_function("document.querySelectorAll('#job-table tbody tr[data-job]').length === 6")
+        page.wait_for_selector("#job-table tr[data-job] .cc-plot canvas")
         # Paging: two per page, the next page link pushes page=2.
         page.goto(f"{ui_site.base_url}/monitoring/jobs/?itemsPerPage=2&sort=jobId&order=asc")
         page.wait_for_selector("#job-table .cc-plot canvas")
@@ -186,7 +192,7 @@ def test_add_and_remove_a_tag(ui_site: UISite, chromium: Any) -> None:
         page.context.close()
 
 
-def test_stored_xss_renders_as_text(ui_site: UISite, chromium: Any) -> None:
+def test_stored_xss_renders_as_text(ui_site: UISite, chromium: Any, screenshot_dir: Path) -> None:
     page = ui_site.page(chromium, "admin")
     try:
         page.goto(f"{ui_site.base_url}/monitoring/jobs/")
@@ -198,6 +204,7 @@ def test_stored_xss_renders_as_text(ui_site: UISite, chromium: Any) -> None:
         assert XSS in page.locator("#job-tags").inner_text()
         assert XSS in page.locator("#job-message").text_content()
         assert XSS in page.locator("#job-script").text_content()
+        page.screenshot(path=str(screenshot_dir / "job-xss.png"), full_page=True)
         assert page.evaluate("window.__xss") is None
         assert page.locator("img[src=x]").count() == 0
         assert_clean(page)
@@ -228,7 +235,7 @@ def test_forbidden_missing_and_anonymous(ui_site: UISite, chromium: Any) -> None
         context.close()
 
 
-def test_many_nodes_draw_a_statistics_band(ui_site: UISite, chromium: Any) -> None:
+def test_many_nodes_draw_a_statistics_band(ui_site: UISite, chromium: Any, screenshot_dir: Path) -> None:
     big = max(ui_site.jobs, key=lambda j: j.num_nodes)
     assert big.num_nodes == 10
     page = ui_site.page(chromium, "admin")
@@ -237,6 +244,7 @@ def test_many_nodes_draw_a_statistics_band(ui_site: UISite, chromium: Any) -> No
         _wait_plots(page)
         cell = page.locator(".cc-metric[data-metric=cpu_load] .cc-plot")
         assert cell.get_attribute("data-band") == "1" and cell.get_attribute("data-series") == "3"
+        page.screenshot(path=str(screenshot_dir / "job-10-nodes.png"), full_page=True)
         assert_clean(page)
     finally:
         page.context.close()

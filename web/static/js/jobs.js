@@ -49,15 +49,13 @@ export async function drawJobPlots() {
 
 function stripEmpty(event) {
   const params = event.detail.parameters;
-  // FormData in htmx 2: delete empty values so the URL carries only active filters.
   if (params instanceof FormData) {
-    for (const [key, value] of [...params.entries()]) {
-      if (value === "") params.delete(key);
+    // htmx 2 passes FormData: keep only the non-empty values of every key.
+    for (const key of [...new Set(params.keys())]) {
+      const values = params.getAll(key).filter((v) => v !== "");
+      params.delete(key);
+      for (const v of values) params.append(key, v);
     }
-    const kept = [];
-    for (const [key, value] of params.entries()) if (value !== "") kept.push([key, value]);
-    for (const key of new Set([...params.keys()])) params.delete(key);
-    for (const [key, value] of kept) params.append(key, value);
   } else {
     for (const key of Object.keys(params)) if (params[key] === "") delete params[key];
   }
@@ -88,5 +86,13 @@ document.body.addEventListener("htmx:configRequest", (event) => {
 });
 // After any swap (outerHTML replaces #job-table itself): draw the plots of the new rows.
 document.body.addEventListener("htmx:afterSettle", () => drawJobPlots());
+// Back/forward restores a DOM snapshot whose canvases are blank: draw again.
+document.body.addEventListener("htmx:historyRestore", () => {
+  for (const cell of document.querySelectorAll("#job-table .cc-plot[data-drawn]")) {
+    delete cell.dataset.drawn;
+    cell.replaceChildren();
+  }
+  drawJobPlots();
+});
 document.getElementById("metric-apply")?.addEventListener("click", applyMetrics);
 drawJobPlots();

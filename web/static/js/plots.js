@@ -160,6 +160,8 @@ export function metricPlot(el, opts) {
     title: opts.title,
     series: uSeries,
     legend: { show: opts.legend ?? (!band && series.length <= 4), live: true },
+    // The band: min to max filled (series 1 = min, 3 = max).
+    bands: band ? [{ series: [3, 1], fill: "rgba(0, 0, 0, 0.08)" }] : [],
     cursor: { drag: { x: true, y: false, setScale: true } },
     scales: {
       x: { time: false },
@@ -296,7 +298,9 @@ export function polar(el, opts) {
   canvas.style.width = `${size}px`; canvas.style.height = `${size}px`;
   const ctx = canvas.getContext("2d");
   ctx.scale(dpr, dpr);
-  const c = size / 2, r = size / 2 - 48;
+  ctx.font = "11px sans-serif";
+  const widest = Math.max(...labels.map((l) => ctx.measureText(l).width));
+  const c = size / 2, r = Math.max(30, size / 2 - Math.max(20, widest + 8));
   const angle = (i) => (2 * Math.PI * i) / labels.length - Math.PI / 2;
   ctx.strokeStyle = "#ccc"; ctx.fillStyle = "#333"; ctx.font = "11px sans-serif"; ctx.textAlign = "center";
   for (const f of [0.25, 0.5, 0.75, 1]) {
