@@ -31,6 +31,11 @@ PAGES: dict[str, tuple[str, set[str], str]] = {
     "status": ("/monitoring/status/fritz", {"admin"}, "body[data-plots-ready]"),
     "status-detail": ("/monitoring/status/detail/fritz", {"admin"}, "body[data-plots-ready]"),
     "dashboard": ("/monitoring/dashboard/fritz", {"support", "admin"}, "body[data-plots-ready]"),
+    "analysis": (
+        "/monitoring/analysis/fritz?startTime=last7d",
+        {"support", "admin"},
+        "body[data-plots-ready]",
+    ),
 }
 
 
@@ -60,6 +65,9 @@ def test_pages_load_per_role(ui_site: UISite, chromium: Any, role: str, screensh
                 page.wait_for_selector("#job-table .cc-plot canvas", timeout=15000)
             if name in ("systems", "nodelist", "node"):  # plots, or a message; never an error banner
                 assert page.locator("#sys-msg.d-none").count() == 1, page.inner_text("#sys-msg")
+            if name == "analysis":  # the GraphQL part answered: heatmap and scatter plots drawn
+                assert page.locator("#roofline-heatmap canvas").count() == 1
+                assert page.locator("#analysis-scatter canvas").count() >= 1
             if name == "logs":
                 _expect_log_answer(page)
             if role == "admin":
