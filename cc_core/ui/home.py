@@ -33,7 +33,7 @@ async def home(request: Request[Any, Any, Any]) -> Template:
         user, [], fields=("totalJobs", "runningJobs"), group_by="CLUSTER"
     )
     counts = {r.id: r for r in rows}
-    clusters = [
+    rows = [
         {
             "name": name,
             "running": counts[name].running_jobs if name in counts else 0,
@@ -44,9 +44,10 @@ async def home(request: Request[Any, Any, Any]) -> Template:
     notice = await anyio.to_thread.run_sync(read_notice, request.app.state["config"])
     return render(
         request,
-        "ui/home.html",
+        "index.html",  # the name plugins override (docs/plugins.md): the start page
         title="Home",
-        clusters=clusters,
+        clusters=services.clusters.names(),
+        cluster_rows=rows,
         notice=notice,
         version=__version__,
         can_systems=user.has_any_role("admin", "support"),
