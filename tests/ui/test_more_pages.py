@@ -213,3 +213,26 @@ def test_xss_probes_render_as_text(ui_site: UISite, chromium: Any) -> None:
         assert_clean(page)
     finally:
         page.context.close()
+
+
+def test_admin_deletes_a_tag(ui_site: UISite, chromium: Any) -> None:
+    """Last in this module: it removes the ``ui:demo`` tag from every job."""
+    page = ui_site.page(chromium, "admin")
+    try:
+        page.goto(f"{ui_site.base_url}/monitoring/tags/")
+        item = page.locator(".cc-tag-group[data-type=ui] .cc-tag-item").first
+        tag_id = item.get_attribute("data-tag")
+        page.on("dialog", lambda d: d.accept())
+        item.locator(".cc-tag-delete").click()
+        page.wait_for_selector(".cc-tag-group[data-type=ui]", state="detached")
+        page.reload()
+        assert page.locator(f".cc-tag-item[data-tag='{tag_id}']").count() == 0
+        assert_clean(page)
+    finally:
+        page.context.close()
+    user = ui_site.page(chromium, "user")
+    try:  # a plain user sees no delete button on global tags
+        user.goto(f"{ui_site.base_url}/monitoring/tags/")
+        assert user.locator(".cc-tag-delete").count() == 0
+    finally:
+        user.context.close()
