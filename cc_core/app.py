@@ -17,7 +17,6 @@ from litestar.exceptions import HTTPException
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
-from litestar.response import Template
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
@@ -83,13 +82,6 @@ def list_plugins(request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
             path for path, kind in enabled.items() if any(kind in ks for ks in entry["kinds"].values())
         )
     return listing
-
-
-@get("/", include_in_schema=False)
-async def index(request: Request[Any, Any, Any]) -> Template:
-    services: CoreServices | None = request.app.state.get("services")
-    clusters = services.clusters.names() if services is not None else []
-    return Template("index.html", context={"version": __version__, "clusters": clusters})
 
 
 def _enabled_kinds(config: Config) -> dict[str, str]:
@@ -265,7 +257,6 @@ def create_app(
     return Litestar(
         route_handlers=[
             healthz,
-            index,
             api,
             *rest_routers(),
             *ui_routers(),

@@ -26,7 +26,8 @@ class APIError(HTTPException):
 
 
 def is_api_path(path: str) -> bool:
-    return path.startswith(API_PREFIXES) or path in ("/api", "/userapi", "/frontend", "/config")
+    # "/config" itself is the settings page (HTML, login form when anonymous); "/config/…" is the API.
+    return path.startswith(API_PREFIXES) or path in ("/api", "/userapi", "/frontend")
 
 
 def error_body(status_code: int, message: str) -> dict[str, str]:
