@@ -38,6 +38,7 @@ from cc_core.graphql import GraphQLServices, GraphQLSettings, graphql_router
 from cc_core.graphql.engine import GraphQLEngine
 from cc_core.metrics.errors import MetricDataError
 from cc_core.plugins import PluginRegistry, describe, make_plugin_manager
+from cc_core.scheduler import LifecycleSink, SchedulerService, build_schedulers
 from cc_core.services import CoreServices
 from cc_core.web import STATIC_DIR, TEMPLATE_DIR, VENDOR_DIR, Contribution, NavItem
 
@@ -97,6 +98,8 @@ def _enabled_kinds(config: Config) -> dict[str, str]:
     for key in config.auth:
         if key != "jwts":
             kinds[f"$.auth.{key}"] = key
+    for i, entry in enumerate(config.schedulers):
+        kinds[f"$.schedulers[{i}]"] = str(entry.get("kind"))
     return kinds
 
 
@@ -121,6 +124,12 @@ def create_app(
         services.db.close_sync()
         raise
     context.services["background"] = background
+    # Batch-system integrations (`schedulers[]`): built now so a bad entry stops startup, run in the lifespan.
+    try:
+        schedulers = SchedulerService(build_schedulers(config, registry, context), LifecycleSink(services))
+    except BaseException:
+        services.db.close_sync()
+        raise
 
     contributions: list[Any] = []
     for result in registry.hook.litestar_plugins(context=context):
@@ -184,9 +193,11 @@ def create_app(
             log.error("cannot start: %s", e)
             await services.close()
             raise
+        schedulers.start()
         try:
             yield
         finally:
+            await schedulers.stop()
             cancelled = await background.drain(SHUTDOWN_TIMEOUT)
             await services.close()
             log.info("shutdown complete (%d background task(s) cancelled)", cancelled)
@@ -199,6 +210,7 @@ def create_app(
             "context": context,
             "background": background,
             "services": services,
+            "schedulers": schedulers,
             "graphql_services": GraphQLServices.from_database(
                 services.db,
                 clusters=services.clusters,
