@@ -183,3 +183,30 @@ def test_unreachable_slurm_is_retried_and_nothing_is_lost(
         slurm_cluster.start_controller()
     eventually(lambda: state_of(app, site, job_id) == "completed", "the job's end", slurm_cluster, 30)
     assert app.get("/healthz").status_code == 200
+
+
+def test_job_slurm_forgot_is_stopped_at_its_walltime(
+    app: TestClient[Any], site: Site, slurm_cluster: SlurmCluster
+) -> None:
+    """A running job in our database that slurmctld does not know (it ended while we were away for longer
+    than MinJobAge): without accounting (this cluster has none; sacct says so) it is stopped as failed."""
+    from cc_core.scheduler import LifecycleSink
+    from cc_core.schema import Job, Resource
+
+    start = int(time.time()) - 120
+    ghost = Job(
+        job_id=987654,
+        user="root",
+        project="",
+        cluster=slurm_cluster.cluster,
+        start_time=start,
+        num_nodes=1,
+        walltime=60,
+        resources=[Resource(hostname=slurm_cluster.node)],
+    )
+    sink = LifecycleSink(app.app.state["services"])
+    app.blocking_portal.call(sink.start_job, ghost)
+    eventually(lambda: state_of(app, site, 987654) == "failed", "the forgotten job to stop", slurm_cluster)
+    (row,) = by_id(app, site, 987654)
+    assert row["duration"] == 60  # its walltime: the latest it can have ended
+    assert app.app.state["schedulers"]._running[0].instance._accounting is False
