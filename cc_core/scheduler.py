@@ -96,7 +96,9 @@ class LifecycleSink:
         return await self.services.db.jobs.running(cluster)
 
 
-def build_schedulers(config: Config, registry: PluginRegistry, context: PluginContext) -> list[tuple[str, Any]]:
+def build_schedulers(
+    config: Config, registry: PluginRegistry, context: PluginContext
+) -> list[tuple[str, Any]]:
     """One instance per ``schedulers[]`` entry, as ``(json path, instance)`` (config already validated)."""
     out = []
     for i, entry in enumerate(config.schedulers):

@@ -54,7 +54,9 @@ class SlurmCluster:
         """The process environment with ``SLURM_CONF`` pointing at this cluster."""
         return {**os.environ, "SLURM_CONF": str(self.conf)}
 
-    def command(self, *args: str, check: bool = True, timeout: float = 20) -> subprocess.CompletedProcess[bytes]:
+    def command(
+        self, *args: str, check: bool = True, timeout: float = 20
+    ) -> subprocess.CompletedProcess[bytes]:
         """Run a Slurm client command (``sbatch``, ``scancel``, ...) against this cluster."""
         argv = [str(self.bin_dir / args[0]), *args[1:]]
         result = subprocess.run(argv, capture_output=True, env=self.env, timeout=timeout, check=False)
@@ -183,7 +185,9 @@ def start_slurm(root: Path) -> SlurmCluster:
     conf.write_text(_slurm_conf(root, socket, free_port(), free_port()))
     env = {**os.environ, "SLURM_CONF": str(conf)}
     ctld = ServiceProcess("slurmctld", [slurmctld, "-D", "-i", "-f", conf], root / "slurmctld.out", env=env)
-    slurmd_proc = ServiceProcess("slurmd", [slurmd, "-D", "-N", NODE, "-f", conf], root / "slurmd.out", env=env)
+    slurmd_proc = ServiceProcess(
+        "slurmd", [slurmd, "-D", "-N", NODE, "-f", conf], root / "slurmd.out", env=env
+    )
     cluster = SlurmCluster(root, conf, CLUSTER, NODE, PARTITION, bin_dir, ctld, slurmd_proc, munge_proc)
     try:
         ctld.start()
@@ -206,8 +210,9 @@ def stop_slurm(cluster: SlurmCluster) -> None:
             deadline = time.monotonic() + 5
             while cluster.job_ids() and time.monotonic() < deadline:
                 time.sleep(0.2)
-    except Exception:  # a controller that is already gone has nothing to cancel
-        pass
+    except Exception as e:  # a controller that is already gone has nothing to cancel
+        with (cluster.root / "teardown.log").open("a") as log:
+            log.write(f"cancelling jobs at teardown: {e}\n")
     cluster._slurmd.stop(timeout=10)
     cluster._ctld.stop(timeout=10)
     cluster._munged.stop()

@@ -167,6 +167,6 @@ def test_lifecycle_sink_is_the_rest_lifecycle(tmp_path: Path) -> None:
 def test_unknown_scheduler_kind_names_the_extra(tmp_path: Path) -> None:
     site = _site(tmp_path / "site", [{"kind": "slurm", "cluster": CLUSTER}])
     registry = make_plugin_manager(environ={"CC_LOAD_PLUGINS": "archive-fs"})
-    with pytest.raises(ConfigError, match=r'clustercockpit\[slurm\]') as e:
+    with pytest.raises(ConfigError, match=r"clustercockpit\[slurm\]") as e:
         create_app(site.config(), registry=registry)
     assert e.value.path == "$.schedulers[0].kind"

@@ -156,8 +156,10 @@ class SlurmJob:
     @property
     def started(self) -> bool:
         """Whether the job ran on nodes (running now or finished after running)."""
-        return self.start_time > 0 and bool(self.nodes) and (
-            self.state in ACTIVE_STATES or self.state in STOP_STATES
+        return (
+            self.start_time > 0
+            and bool(self.nodes)
+            and (self.state in ACTIVE_STATES or self.state in STOP_STATES)
         )
 
 

@@ -129,7 +129,9 @@ class SlurmScheduler:
         """Sync every ``poll-interval`` seconds until cancelled; back off while Slurm is unreachable."""
         delay = min(1.0, self.config.retry_max)
         log.info(
-            "slurm scheduler for cluster %s: polling every %g s", self.config.cluster, self.config.poll_interval
+            "slurm scheduler for cluster %s: polling every %g s",
+            self.config.cluster,
+            self.config.poll_interval,
         )
         while True:
             try:
@@ -303,7 +305,9 @@ class SlurmScheduler:
 
     # -------------------------------------------------------------------------------------- stopping
 
-    async def _stop(self, sink: JobEventSink, db_job: Job, state: str, end_time: int, result: SyncResult) -> None:
+    async def _stop(
+        self, sink: JobEventSink, db_job: Job, state: str, end_time: int, result: SyncResult
+    ) -> None:
         stop_time = max(end_time, db_job.start_time)
         try:
             await sink.stop_job(db_job.job_id, db_job.cluster, db_job.start_time, state, stop_time)
@@ -313,7 +317,9 @@ class SlurmScheduler:
         self._missing.discard(db_job.id or 0)
         result.stopped.append((db_job.job_id, state))
 
-    async def _stop_forgotten(self, sink: JobEventSink, jobs: list[Job], now: float, result: SyncResult) -> None:
+    async def _stop_forgotten(
+        self, sink: JobEventSink, jobs: list[Job], now: float, result: SyncResult
+    ) -> None:
         """Jobs slurmctld no longer knows: their end from sacct, else stopped as failed."""
         accounted: dict[int, list[AccountedJob]] = {}
         if await self._has_accounting():

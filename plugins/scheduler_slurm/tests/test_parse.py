@@ -8,9 +8,6 @@ from typing import Any
 
 import msgspec
 import pytest
-
-from cc_core.config import ConfigError, convert
-from cc_core.testing.metric_contract import make_cluster
 from cc_scheduler_slurm.parse import (
     STOP_STATES,
     index_list,
@@ -21,6 +18,9 @@ from cc_scheduler_slurm.parse import (
     parse_sinfo,
 )
 from cc_scheduler_slurm.scheduler import SlurmConfig, SlurmScheduler
+
+from cc_core.config import ConfigError, convert
+from cc_core.testing.metric_contract import make_cluster
 
 JOB_2205: dict[str, Any] = {
     "account": "proj1",
@@ -89,7 +89,13 @@ JOB_2402: dict[str, Any] = {
 
 def test_job_22_05() -> None:
     job = parse_job(JOB_2205)
-    assert (job.job_id, job.state, job.stop_state, job.user, job.account) == (4, "CANCELLED", "cancelled", "root", "proj1")
+    assert (job.job_id, job.state, job.stop_state, job.user, job.account) == (
+        4,
+        "CANCELLED",
+        "cancelled",
+        "root",
+        "proj1",
+    )
     assert (job.start_time, job.end_time, job.submit_time, job.time_limit_minutes) == (
         1795504091,
         1795504106,
@@ -201,7 +207,7 @@ def test_job_mapping_uses_the_cluster_topology() -> None:
             return make_cluster(name)
 
     class Context:
-        services = {"clusters": Catalog()}  # noqa: RUF012
+        services = {"clusters": Catalog()}
 
     sched = SlurmScheduler(SlurmConfig(cluster="cctest"), Context())  # type: ignore[arg-type]
     job = sched.to_job(parse_job(JOB_2205), script="#!/bin/sh\n", info="JobId=4")
@@ -219,7 +225,9 @@ def test_job_mapping_uses_the_cluster_topology() -> None:
 
 def test_config_is_validated_with_paths() -> None:
     with pytest.raises(ConfigError, match="poll-interval"):
-        convert({"cluster": "c", "poll-interval": 0}, SlurmConfig, file="config.json", base_path="$.schedulers[0]")
+        convert(
+            {"cluster": "c", "poll-interval": 0}, SlurmConfig, file="config.json", base_path="$.schedulers[0]"
+        )
     with pytest.raises(ConfigError, match="invalid regular expression"):
         convert({"cluster": "c", "ignore-hosts": "("}, SlurmConfig, file="config.json")
     with pytest.raises(ConfigError, match="accounting"):

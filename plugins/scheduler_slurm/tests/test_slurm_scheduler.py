@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -151,8 +150,12 @@ def test_restart_neither_duplicates_nor_misses(site: Site, slurm_cluster: SlurmC
 
     try:
         with open_app(site) as second:
-            eventually(lambda: state_of(second, site, ends) == "completed", "the job that ended", slurm_cluster)
-            eventually(lambda: state_of(second, site, quick) == "completed", "the job it missed", slurm_cluster)
+            eventually(
+                lambda: state_of(second, site, ends) == "completed", "the job that ended", slurm_cluster
+            )
+            eventually(
+                lambda: state_of(second, site, quick) == "completed", "the job it missed", slurm_cluster
+            )
             eventually(lambda: state_of(second, site, later) == "running", "the new job", slurm_cluster)
             assert state_of(second, site, keep) == "running"
             slurm_cluster.scancel(keep)
