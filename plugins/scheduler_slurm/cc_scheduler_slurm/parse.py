@@ -129,24 +129,25 @@ class NodeAllocation:
 
 @dataclass(slots=True)
 class SlurmJob:
-    """The fields of a Slurm job the scheduler maps to a ClusterCockpit job."""
+    """A Slurm job: what every sync needs is read at once, the rest from ``raw`` when asked for.
+
+    A sync reads every job slurmctld holds, but maps only the few it starts to our job, so the per-node
+    allocation, TRES counts and names are properties of the raw JSON object.
+    """
 
     job_id: int
     state: str
-    user: str = ""
-    account: str = ""
-    partition: str = ""
-    name: str = ""
-    array_job_id: int = 0
-    submit_time: int = 0
     start_time: int = 0
     end_time: int = 0
-    time_limit_minutes: int = 0
-    node_count: int = 0
-    cpus: int = 0
-    gpus: int = 0
-    shared: str = "multi_user"
-    nodes: list[NodeAllocation] = field(default_factory=list)
+    has_nodes: bool = False
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    _nodes: list[NodeAllocation] | None = field(default=None, repr=False)
+
+    @property
+    def nodes(self) -> list[NodeAllocation]:
+        if self._nodes is None:
+            self._nodes = _allocations(self.raw)
+        return self._nodes
 
     @property
     def stop_state(self) -> str | None:
@@ -158,9 +159,60 @@ class SlurmJob:
         """Whether the job ran on nodes (running now or finished after running)."""
         return (
             self.start_time > 0
-            and bool(self.nodes)
+            and self.has_nodes
             and (self.state in ACTIVE_STATES or self.state in STOP_STATES)
         )
+
+    @property
+    def user(self) -> str:
+        return text(self.raw.get("user_name"))
+
+    @property
+    def account(self) -> str:
+        return text(self.raw.get("account"))
+
+    @property
+    def partition(self) -> str:
+        return text(self.raw.get("partition"))
+
+    @property
+    def name(self) -> str:
+        return text(self.raw.get("name"))
+
+    @property
+    def array_job_id(self) -> int:
+        return number(self.raw.get("array_job_id"))
+
+    @property
+    def submit_time(self) -> int:
+        return number(self.raw.get("submit_time"))
+
+    @property
+    def time_limit_minutes(self) -> int:
+        """0 when unlimited."""
+        return number(self.raw.get("time_limit"))
+
+    @property
+    def node_count(self) -> int:
+        return number(self.raw.get("node_count")) or len(self.nodes)
+
+    @property
+    def _tres(self) -> dict[str, str]:
+        return parse_tres(text(self.raw.get("tres_alloc_str")) or text(self.raw.get("tres_req_str")))
+
+    @property
+    def cpus(self) -> int:
+        cpu = self._tres.get("cpu", "")
+        return int(cpu) if cpu.isdigit() else number(self.raw.get("cpus"))
+
+    @property
+    def gpus(self) -> int:
+        gpu = self._tres.get("gres/gpu", "")
+        return int(gpu) if gpu.isdigit() else sum(len(n.gpus) for n in self.nodes)
+
+    @property
+    def shared(self) -> str:
+        return _shared(self.raw)
 
 
 def _allocations(job: Mapping[str, Any]) -> list[NodeAllocation]:
@@ -219,27 +271,18 @@ def _shared(job: Mapping[str, Any]) -> str:
 
 def parse_job(job: Mapping[str, Any]) -> SlurmJob:
     """One entry of ``squeue --json``'s ``jobs``."""
-    tres = parse_tres(text(job.get("tres_alloc_str")) or text(job.get("tres_req_str")))
-    nodes = _allocations(job)
-    cpus = int(tres["cpu"]) if tres.get("cpu", "").isdigit() else number(job.get("cpus"))
-    gpus_text = tres.get("gres/gpu", "")
+    hostlist = text(job.get("nodes"))
+    res = job.get("job_resources")
+    has_nodes = bool(hostlist and hostlist != "None assigned") or bool(
+        isinstance(res, Mapping) and (res.get("allocated_nodes") or res.get("nodes"))
+    )
     return SlurmJob(
         job_id=number(job.get("job_id")),
         state=text(job.get("job_state")).upper(),
-        user=text(job.get("user_name")),
-        account=text(job.get("account")),
-        partition=text(job.get("partition")),
-        name=text(job.get("name")),
-        array_job_id=number(job.get("array_job_id")),
-        submit_time=number(job.get("submit_time")),
         start_time=number(job.get("start_time")),
         end_time=number(job.get("end_time")),
-        time_limit_minutes=number(job.get("time_limit")),
-        node_count=number(job.get("node_count")) or len(nodes),
-        cpus=cpus,
-        gpus=int(gpus_text) if gpus_text.isdigit() else sum(len(n.gpus) for n in nodes),
-        shared=_shared(job),
-        nodes=nodes,
+        has_nodes=has_nodes,
+        raw=job,
     )
 
 

@@ -28,7 +28,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
@@ -177,6 +177,7 @@ class SlurmScheduler:
         # 1. database jobs: ended in Slurm, restarted by Slurm (requeue), or forgotten by slurmctld
         recorded: set[tuple[int, int]] = set()
         forgotten: list[Job] = []
+        stops: list[tuple[Job, str, int]] = []
         for db_job in running:
             key = (db_job.job_id, db_job.start_time)
             slurm_job = by_key.get(key)
@@ -185,7 +186,7 @@ class SlurmScheduler:
                 self._missing.discard(db_job.id or 0)
                 state = slurm_job.stop_state
                 if state is not None:
-                    await self._stop(sink, db_job, state, slurm_job.end_time, result)
+                    stops.append((db_job, state, slurm_job.end_time))
             elif db_job.job_id in known_ids:
                 # Slurm knows the id with another start (requeued and started again, or pending again):
                 # the run we recorded is over.
@@ -195,9 +196,10 @@ class SlurmScheduler:
                     db_job.job_id,
                     db_job.start_time,
                 )
-                await self._stop(sink, db_job, "failed", int(now), result)
+                stops.append((db_job, "failed", int(now)))
             else:
                 forgotten.append(db_job)
+        await _each(stops, lambda s: self._stop(sink, *s, result))
         if forgotten:
             await self._stop_forgotten(sink, forgotten, now, result)
 
@@ -209,8 +211,10 @@ class SlurmScheduler:
         ]
         if to_start:
             details = await self._details(to_start)
-            for job, (script, info) in zip(to_start, details, strict=True):
-                await self._start(sink, job, script, info, result)
+            await _each(
+                list(zip(to_start, details, strict=True)),
+                lambda jd: self._start(sink, jd[0], jd[1][0], jd[1][1], result),
+            )
 
         self._finished = {k for k in self._finished if k[0] in known_ids}
         self._rejected &= self._finished | set(by_key)
@@ -450,6 +454,26 @@ class SlurmScheduler:
             accs = topo.accelerators
             return [accs[i].id for i in indices if i < len(accs)] or None
         return [str(i) for i in indices]
+
+
+async def _each(items: Sequence[Any], fn: Callable[[Any], Awaitable[None]], limit: int = 32) -> None:
+    """``await fn(item)`` for every item, ``limit`` at a time (so SQLite's group commit can batch the
+    starts and PostgreSQL's pool works in parallel); the first error cancels the rest and is raised."""
+    if len(items) == 1:
+        await fn(items[0])
+        return
+    sem = asyncio.Semaphore(limit)
+
+    async def one(item: Any) -> None:
+        async with sem:
+            await fn(item)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for item in items:
+                group.create_task(one(item))
+    except BaseExceptionGroup as eg:
+        raise eg.exceptions[0] from None
 
 
 def _matching_record(records: list[AccountedJob], start_time: int) -> AccountedJob | None:
