@@ -171,20 +171,25 @@ def test_restart_neither_duplicates_nor_misses(site: Site, slurm_cluster: SlurmC
 
 
 def test_unreachable_slurm_is_retried_and_nothing_is_lost(
-    app: TestClient[Any], site: Site, slurm_cluster: SlurmCluster
+    app: TestClient[Any], site: Site, slurm_cluster: SlurmCluster, caplog: pytest.LogCaptureFixture
 ) -> None:
-    job_id = slurm_cluster.sbatch("sleep 4")
+    job_id = slurm_cluster.sbatch("sleep 3")
     eventually(lambda: state_of(app, site, job_id) == "running", "the job running", slurm_cluster)
+    ends_at = time.monotonic() + 3.5
     scheduler = app.app.state["schedulers"]._running[0].instance
     failures = scheduler.failures
     slurm_cluster.stop_controller()
     try:
         eventually(lambda: scheduler.failures > failures, "a failed poll", slurm_cluster)
         assert state_of(app, site, job_id) == "running"  # unreachable is not "gone"
-        time.sleep(3)  # the job ends while slurmctld is away
+        warnings = [r.getMessage() for r in caplog.records if r.name == "cc_scheduler_slurm.scheduler"]
+        assert any("retrying in" in m and ("squeue" in m or "sinfo" in m) for m in warnings), warnings
+        time.sleep(max(0.0, ends_at - time.monotonic()))  # the job ends while slurmctld is away
     finally:
         slurm_cluster.start_controller()
+    back = time.monotonic()
     eventually(lambda: state_of(app, site, job_id) == "completed", "the job's end", slurm_cluster, 30)
+    print(f"job end recorded {time.monotonic() - back:.1f} s after slurmctld came back")
     assert app.get("/healthz").status_code == 200
 
 
