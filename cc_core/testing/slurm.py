@@ -135,6 +135,7 @@ def _slurm_conf(root: Path, munge_socket: Path, ctld_port: int, slurmd_port: int
         "SelectType=select/cons_tres",
         "SelectTypeParameters=CR_Core",
         "SchedulerType=sched/builtin",
+        "SchedulerParameters=sched_interval=1",
         "SlurmdParameters=config_overrides",
         "ReturnToService=2",
         # Finished jobs stay visible to squeue for this long (the plugin's window to see their end).

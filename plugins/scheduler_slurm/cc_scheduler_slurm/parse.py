@@ -276,9 +276,12 @@ def parse_job(job: Mapping[str, Any]) -> SlurmJob:
     has_nodes = bool(hostlist and hostlist != "None assigned") or bool(
         isinstance(res, Mapping) and (res.get("allocated_nodes") or res.get("nodes"))
     )
+    states = [x.upper() for x in strings(job.get("job_state"))]
+    if "CONFIGURING" in states:  # nodes still booting: Slurm sets the real start time when they are up
+        states = ["CONFIGURING"]
     return SlurmJob(
         job_id=number(job.get("job_id")),
-        state=text(job.get("job_state")).upper(),
+        state=states[0] if states else "",
         start_time=number(job.get("start_time")),
         end_time=number(job.get("end_time")),
         has_nodes=has_nodes,

@@ -6,10 +6,11 @@ One sync (every ``poll-interval`` seconds):
    only in memory that a restart could lose);
 2. ``squeue --json --all --states=all``: every job slurmctld knows, including those that finished within
    its ``MinJobAge`` (300 s by default), with their final state and end time;
-3. database jobs whose Slurm job ended are stopped with Slurm's end time and state; Slurm jobs that run
-   (or ran) and are not in the database are started — a job that started and ended between two polls is
-   started and stopped at once; a start refused as a duplicate means an earlier run of this service
-   already recorded it;
+3. database jobs whose Slurm job (same job id) ended are stopped with Slurm's end time and state; a
+   requeued job (pending again, or running again with a new start time) stays the job we recorded
+   until it ends. Slurm jobs that run (or ran) and are not in the database are started — a job that
+   started and ended between two polls is started and stopped at once; a start refused as a duplicate
+   means an earlier run of this service already recorded it;
 4. database jobs slurmctld no longer knows at all (it ended while this service was down for longer than
    ``MinJobAge``) are looked up with ``sacct --json`` when Slurm has accounting; without accounting
    they are stopped as ``failed`` at the end of their walltime (or now), with a warning, after being
@@ -171,34 +172,26 @@ class SlurmScheduler:
             self._nodes = {n.name: n for n in nodes}
         running = await sink.running_jobs(cluster)
         jobs = parse_squeue(await self.slurm.json("squeue", "--json", "--all", "--states=all"))
-        by_key = {(j.job_id, j.start_time): j for j in jobs if j.started}
-        known_ids = {j.job_id for j in jobs}
+        by_id = {j.job_id: j for j in jobs}
 
-        # 1. database jobs: ended in Slurm, restarted by Slurm (requeue), or forgotten by slurmctld
-        recorded: set[tuple[int, int]] = set()
+        # 1. database jobs: ended in Slurm, or forgotten by slurmctld
+        recorded: set[int] = set()
         forgotten: list[Job] = []
         stops: list[tuple[Job, str, int]] = []
         for db_job in running:
-            key = (db_job.job_id, db_job.start_time)
-            slurm_job = by_key.get(key)
-            if slurm_job is not None:
-                recorded.add(key)
-                self._missing.discard(db_job.id or 0)
-                state = slurm_job.stop_state
-                if state is not None:
-                    stops.append((db_job, state, slurm_job.end_time))
-            elif db_job.job_id in known_ids:
-                # Slurm knows the id with another start (requeued and started again, or pending again):
-                # the run we recorded is over.
-                log.warning(
-                    "slurm (%s): job %d was requeued; stopping its earlier run (start %d)",
-                    cluster,
-                    db_job.job_id,
-                    db_job.start_time,
-                )
-                stops.append((db_job, "failed", int(now)))
-            else:
+            slurm_job = by_id.get(db_job.job_id)
+            if slurm_job is None:
                 forgotten.append(db_job)
+                continue
+            recorded.add(db_job.job_id)
+            self._missing.discard(db_job.id or 0)
+            state = slurm_job.stop_state
+            if state is not None:
+                stops.append((db_job, state, slurm_job.end_time))
+            elif slurm_job.start_time != db_job.start_time:
+                # Requeued: pending again (Slurm delays its restart) or running again. It stays the
+                # job we recorded until it ends; a new start within 24 h would be a duplicate anyway.
+                log.debug("slurm (%s): job %d was requeued; keeping it running", cluster, db_job.job_id)
         await _each(stops, lambda s: self._stop(sink, *s, result))
         if forgotten:
             await self._stop_forgotten(sink, forgotten, now, result)
@@ -206,8 +199,11 @@ class SlurmScheduler:
         # 2. Slurm jobs that run or ran and are not recorded yet
         to_start = [
             j
-            for key, j in by_key.items()
-            if key not in recorded and key not in self._finished and not self._ignored(j)
+            for j in jobs
+            if j.started
+            and j.job_id not in recorded
+            and (j.job_id, j.start_time) not in self._finished
+            and not self._ignored(j)
         ]
         if to_start:
             details = await self._details(to_start)
@@ -216,8 +212,8 @@ class SlurmScheduler:
                 lambda jd: self._start(sink, jd[0], jd[1][0], jd[1][1], result),
             )
 
-        self._finished = {k for k in self._finished if k[0] in known_ids}
-        self._rejected &= self._finished | set(by_key)
+        self._finished = {k for k in self._finished if k[0] in by_id}
+        self._rejected = {k for k in self._rejected if k[0] in by_id}
 
         if report_nodes:
             result.nodes = await self._report_nodes(sink, jobs)

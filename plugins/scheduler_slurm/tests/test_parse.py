@@ -121,6 +121,10 @@ def test_pending_and_unscheduled_jobs_are_not_started() -> None:
     assert not pending.started
     cancelled_in_queue = parse_job({"job_id": 6, "job_state": "CANCELLED", "start_time": 0, "nodes": ""})
     assert not cancelled_in_queue.started
+    booting = parse_job(
+        {"job_id": 8, "job_state": ["RUNNING", "CONFIGURING"], "start_time": 5, "nodes": "n1"}
+    )
+    assert not booting.started  # its start time changes once the nodes are up
     # Without job_resources the host list is expanded.
     listed = parse_job({"job_id": 7, "job_state": "RUNNING", "start_time": 5, "nodes": "n[01-03]"})
     assert [n.hostname for n in listed.nodes] == ["n01", "n02", "n03"]

@@ -136,6 +136,22 @@ def test_jobs_start_and_stop_with_slurm_states(
     assert found.sub_cluster == "main"
 
 
+def test_requeued_job_stays_one_job(app: TestClient[Any], site: Site, slurm_cluster: SlurmCluster) -> None:
+    """``scontrol requeue`` puts a running job back to pending (Slurm delays its restart by minutes):
+    the recorded job keeps running, is not stopped as failed nor started twice, and ends with Slurm's
+    final state."""
+    job_id = slurm_cluster.sbatch("sleep 60")
+    eventually(lambda: state_of(app, site, job_id) == "running", "the job running", slurm_cluster)
+    slurm_cluster.command("scontrol", "requeue", str(job_id))
+    scheduler = app.app.state["schedulers"]._running[0].instance
+    syncs = scheduler.syncs
+    eventually(lambda: scheduler.syncs >= syncs + 3, "three polls", slurm_cluster)
+    assert state_of(app, site, job_id) == "running"
+    slurm_cluster.scancel(job_id)
+    eventually(lambda: state_of(app, site, job_id) == "cancelled", "the cancelled job", slurm_cluster)
+    assert len(by_id(app, site, job_id)) == 1
+
+
 def test_restart_neither_duplicates_nor_misses(site: Site, slurm_cluster: SlurmCluster) -> None:
     with open_app(site) as first:
         keep = slurm_cluster.sbatch("sleep 60")
