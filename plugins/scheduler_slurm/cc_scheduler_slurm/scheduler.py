@@ -134,6 +134,12 @@ class SlurmScheduler:
             self.config.cluster,
             self.config.poll_interval,
         )
+        if self.context is not None and "clusters" in self.context.services and self._cluster() is None:
+            log.error(
+                "slurm: cluster %r has no cluster.json in the job archive; its jobs cannot be recorded "
+                "until it has one",
+                self.config.cluster,
+            )
         while True:
             try:
                 result = await self.sync(sink)
