@@ -56,6 +56,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Seconds = Annotated[float, msgspec.Meta(gt=0)]
+REJECTED_RETRY = 300.0  # seconds before a job the core refused is offered again
 
 
 class SlurmConfig(msgspec.Struct, rename="kebab", forbid_unknown_fields=True):
@@ -112,15 +113,16 @@ class SlurmScheduler:
         )
         self._ignore = re.compile(config.ignore_hosts) if config.ignore_hosts else None
         self._gpu_ids = [(re.compile(p), ids) for p, ids in config.gpu_pci_addrs.items()]
-        # (jobId, startTime) of Slurm jobs this process has recorded as finished: not started again.
-        self._finished: set[tuple[int, int]] = set()
+        # Ids of Slurm jobs this process has recorded as finished (or found recorded): not started again.
+        self._finished: set[int] = set()
         # Database jobs (by db id) that slurmctld did not know in the last poll.
         self._missing: set[int] = set()
-        self._rejected: set[tuple[int, int]] = set()
+        # Jobs the core refused to start (unknown cluster or host): logged once, retried every 5 min.
+        self._rejected: set[int] = set()
+        self._rejected_at = 0.0
         self._nodes: dict[str, SlurmNode] = {}
         self._nodes_at = 0.0
         self._accounting: bool | None = {"on": True, "off": False}.get(config.accounting)
-        self._cores: dict[str, list[list[int]] | None] = {}
         self.syncs = 0
         self.failures = 0
 
@@ -203,12 +205,16 @@ class SlurmScheduler:
             await self._stop_forgotten(sink, forgotten, now, result)
 
         # 2. Slurm jobs that run or ran and are not recorded yet
+        if now - self._rejected_at >= REJECTED_RETRY:
+            self._rejected.clear()
+            self._rejected_at = now
         to_start = [
             j
             for j in jobs
             if j.started
             and j.job_id not in recorded
-            and (j.job_id, j.start_time) not in self._finished
+            and j.job_id not in self._finished
+            and j.job_id not in self._rejected
             and not self._ignored(j)
         ]
         if to_start:
@@ -218,8 +224,8 @@ class SlurmScheduler:
                 lambda jd: self._start(sink, jd[0], jd[1][0], jd[1][1], result),
             )
 
-        self._finished = {k for k in self._finished if k[0] in by_id}
-        self._rejected = {k for k in self._rejected if k[0] in by_id}
+        self._finished &= by_id.keys()
+        self._rejected &= by_id.keys()
 
         if report_nodes:
             result.nodes = await self._report_nodes(sink, jobs)
@@ -286,24 +292,24 @@ class SlurmScheduler:
     async def _start(
         self, sink: JobEventSink, job: SlurmJob, script: str | None, info: str | None, result: SyncResult
     ) -> None:
-        key = (job.job_id, job.start_time)
+        key = job.job_id
         try:
             await sink.start_job(self.to_job(job, script, info))
         except DuplicateJobError:
             # Recorded (and stopped) by an earlier run of this service: nothing to do.
             self._finished.add(key)
             return
-        except DBError as e:  # this job cannot be recorded (unknown cluster or host): say so once
-            if key not in self._rejected:
-                log.warning("slurm (%s): cannot start job %d: %s", self.config.cluster, job.job_id, e)
-                self._rejected.add(key)
+        except DBError as e:  # this job cannot be recorded (unknown cluster or host)
+            log.warning("slurm (%s): cannot start job %d: %s", self.config.cluster, job.job_id, e)
+            self._rejected.add(key)
             return
         result.started.append(job.job_id)
         state = job.stop_state
         if state is None:
             return
         try:
-            await sink.stop_job(job.job_id, self.config.cluster, job.start_time, state, job.end_time)
+            stop_time = max(job.end_time, job.start_time)
+            await sink.stop_job(job.job_id, self.config.cluster, job.start_time, state, stop_time)
         except (JobAlreadyStoppedError, JobNotFoundError):
             pass
         result.stopped.append((job.job_id, state))
@@ -319,7 +325,7 @@ class SlurmScheduler:
             await sink.stop_job(db_job.job_id, db_job.cluster, db_job.start_time, state, stop_time)
         except (JobAlreadyStoppedError, JobNotFoundError):
             pass  # stopped meanwhile by someone else (another replica, the REST API)
-        self._finished.add((db_job.job_id, db_job.start_time))
+        self._finished.add(db_job.job_id)
         self._missing.discard(db_job.id or 0)
         result.stopped.append((db_job.job_id, state))
 
