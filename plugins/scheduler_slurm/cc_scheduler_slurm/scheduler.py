@@ -60,21 +60,39 @@ REJECTED_RETRY = 300.0  # seconds before a job the core refused is offered again
 
 
 class SlurmConfig(msgspec.Struct, rename="kebab", forbid_unknown_fields=True):
-    """The ``schedulers[]`` entry (``"kind": "slurm"``)."""
+    """A Slurm cluster whose jobs and node states the server records (what cc-slurm-adapter does).
 
-    cluster: str  # the ClusterCockpit cluster (its cluster.json) the Slurm jobs belong to
-    slurm_conf: str = ""  # SLURM_CONF for the Slurm commands (default: Slurm's own lookup)
-    bin_dir: str = ""  # directory of squeue, sinfo, sacct, scontrol (default: the PATH)
+    Polls ``squeue``/``sinfo`` (and ``sacct`` when Slurm has accounting) on the server's machine.
+    """
+
+    cluster: str
+    slurm_conf: str = ""
+    bin_dir: str = ""
     poll_interval: Seconds = 30.0
-    node_state_interval: Annotated[float, msgspec.Meta(ge=0)] = 60.0  # 0: do not report node states
+    node_state_interval: Annotated[float, msgspec.Meta(ge=0)] = 60.0
     command_timeout: Seconds = 30.0
-    retry_max: Seconds = 300.0  # longest wait between attempts while Slurm is unreachable
-    accounting: Literal["auto", "on", "off"] = "auto"  # sacct for jobs slurmctld forgot
-    job_script: bool = True  # metadata "jobScript" from `scontrol write batch_script`
-    slurm_info: bool = True  # metadata "slurmInfo" from `scontrol show job`
-    # As cc-slurm-adapter's gpuPciAddrs: host regex → accelerator ids by GRES index.
+    retry_max: Seconds = 300.0
+    accounting: Literal["auto", "on", "off"] = "auto"
+    job_script: bool = True
+    slurm_info: bool = True
     gpu_pci_addrs: dict[str, list[str]] = msgspec.field(default_factory=dict)
-    ignore_hosts: str = ""  # regex: jobs whose hosts all match are not reported
+    ignore_hosts: str = ""
+
+    config_docs: ClassVar[dict[str, str]] = {
+        "cluster": "The ClusterCockpit cluster (its `cluster.json` in the job archive) the Slurm jobs belong to.",
+        "slurm-conf": "`SLURM_CONF` for the Slurm commands (empty: Slurm's own lookup).",
+        "bin-dir": "Directory of `squeue`, `sinfo`, `sacct` and `scontrol` (empty: the `PATH`).",
+        "poll-interval": "Seconds between two syncs of Slurm's jobs with the database.",
+        "node-state-interval": "Seconds between two node-state reports from `sinfo` (0: none).",
+        "command-timeout": "Seconds before a Slurm command that has not answered is killed.",
+        "retry-max": "Longest pause (seconds) between attempts while Slurm is unreachable; pauses double up to it.",
+        "accounting": "`sacct` for jobs slurmctld has forgotten: `auto` (when Slurm has accounting), `on` or `off`.",
+        "job-script": "Store the batch script (`scontrol write batch_script`) as metadata `jobScript`.",
+        "slurm-info": "Store `scontrol show job` as metadata `slurmInfo`.",
+        "gpu-pci-addrs": "Host regex → accelerator ids by GRES index (as cc-slurm-adapter's `gpuPciAddrs`); "
+        "else the subcluster topology's accelerators, else the index.",
+        "ignore-hosts": "Regex: jobs whose hosts all match are not recorded.",
+    }
 
     def __post_init__(self) -> None:
         if not self.cluster:
