@@ -41,6 +41,7 @@ from cc_core.lifecycle import sync_archive_meta
 from cc_core.metrics.errors import MetricDataError
 from cc_core.natsapi import NatsAPI
 from cc_core.plugins import PluginRegistry, describe, make_plugin_manager
+from cc_core.scheduler import LifecycleSink, SchedulerService, build_schedulers
 from cc_core.services import CoreServices
 from cc_core.tasks import create_task_manager
 from cc_core.ui import template_globals, ui_routers
@@ -95,6 +96,8 @@ def _enabled_kinds(config: Config) -> dict[str, str]:
     for key in config.auth:
         if key != "jwts":
             kinds[f"$.auth.{key}"] = key
+    for i, entry in enumerate(config.schedulers):
+        kinds[f"$.schedulers[{i}]"] = str(entry.get("kind"))
     return kinds
 
 
@@ -139,6 +142,12 @@ def create_app(
     nats_api = NatsAPI.from_services(services)
     context.services.update(tasks=tasks, nats_api=nats_api)
     _resync_archive_after_tag_deletes(services, background)
+    # Batch-system integrations (`schedulers[]`): built now so a bad entry stops startup, run in the lifespan.
+    try:
+        schedulers = SchedulerService(build_schedulers(config, registry, context), LifecycleSink(services))
+    except BaseException:
+        services.db.close_sync()
+        raise
 
     contributions: list[Any] = []
     for result in registry.hook.litestar_plugins(context=context):
@@ -214,9 +223,11 @@ def create_app(
         await tasks.start()
         if nats_api is not None:
             await nats_api.start()
+        schedulers.start()
         try:
             yield
         finally:
+            await schedulers.stop()
             if nats_api is not None:
                 await nats_api.close()
             await tasks.stop()
@@ -232,6 +243,7 @@ def create_app(
             "context": context,
             "background": background,
             "services": services,
+            "schedulers": schedulers,
             "graphql_services": GraphQLServices.from_database(
                 services.db,
                 clusters=services.clusters,

@@ -31,6 +31,7 @@ KIND_EXTRAS: dict[str, str] = {
     "influxdb": "influx",
     "ldap": "ldap",
     "oidc": "oidc",
+    "slurm": "slurm",
 }
 INTERNAL_METRIC_STORE_KIND = "cc-metric-store-internal"
 DEFAULT_METRIC_BACKEND_KIND = "cc-metric-store"

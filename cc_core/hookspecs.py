@@ -102,8 +102,12 @@ def register_schedulers(register: Register) -> None:
 
     A scheduler plugin feeds job starts, stops and node states into the core (what sites run
     cc-slurm-adapter for). It is enabled by an entry in the ``schedulers`` config list whose ``kind`` is
-    ``cls.kind``; the core runs ``await instance.run(sink)`` as a background service and cancels it on
-    shutdown.
+    ``cls.kind``; the core runs ``await instance.run(sink)`` as a background service
+    (`cc_core.scheduler.SchedulerService`), restarts it with backoff when it raises or returns, and
+    cancels it on shutdown. ``sink`` (`cc_core.scheduler.LifecycleSink`) is the REST API's start_job,
+    stop_job and nodestate; ``run`` reconciles with ``sink.running_jobs(cluster)`` so that a restart
+    neither duplicates starts nor misses stops. Example: the ``slurm`` plugin
+    (``clustercockpit-scheduler-slurm``).
     """
 
 

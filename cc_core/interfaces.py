@@ -272,7 +272,13 @@ class Tagger(Protocol):
 
 @runtime_checkable
 class JobEventSink(Protocol):
-    """What a `Scheduler` feeds: the same operations as the REST API's start/stop/nodestate."""
+    """What a `Scheduler` feeds: the same operations as the REST API's start/stop/nodestate.
+
+    Implemented by `cc_core.scheduler.LifecycleSink`. Errors are `cc_core.db.errors` exceptions: a start
+    of a job already recorded is `DuplicateJobError`, a stop of a stopped job `JobAlreadyStoppedError`,
+    bad input (unknown cluster or host) `InvalidInputError`. ``nodes`` are cc-lib ``NodePayload``
+    objects with camelCase keys.
+    """
 
     async def start_job(self, job: Job) -> int: ...
 

@@ -16,6 +16,7 @@ fixture                scope    yields
 ``s3_bucket``          test     name of a fresh bucket on ``s3_server``
 ``oidc_provider``      session  :class:`OIDCProvider` (users alice and admin)
 ``chromium``           module   a Playwright sync ``Browser`` (system Chromium, headless)
+``slurm_cluster``      session  :class:`SlurmCluster` (munged, slurmctld, slurmd; node ``cc-node1``)
 =====================  =======  ==============================================================
 
 Servers start lazily (only when a test asks), are stopped by PID at the end of the session and
@@ -42,6 +43,7 @@ from .oidc import OIDCProvider, oidc_provider
 from .postgres import PostgresServer, postgresql_server, postgresql_url
 from .prometheus import PrometheusServer, encode_write_request, prometheus_server
 from .s3 import S3Server, s3_bucket, s3_server
+from .slurm import SlurmCluster, slurm_cluster
 
 __all__ = [
     "CHROMIUM_ARGS",
@@ -54,6 +56,7 @@ __all__ = [
     "PrometheusServer",
     "S3Server",
     "ServiceProcess",
+    "SlurmCluster",
     "chromium",
     "encode_write_request",
     "free_port",
@@ -71,6 +74,7 @@ __all__ = [
     "s3_bucket",
     "s3_server",
     "slapd_server",
+    "slurm_cluster",
     "wait_for",
 ]
 

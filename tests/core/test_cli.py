@@ -104,6 +104,7 @@ def test_plugins_lists_all_seven() -> None:
         "clustercockpit-archive-s3",
         "clustercockpit-auth-ldap",
         "clustercockpit-auth-oidc",
+        "clustercockpit-scheduler-slurm",
     }
     code, out, _ = run("plugins")
     assert code == 0 and "clustercockpit-archive-s3" in out

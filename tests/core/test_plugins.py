@@ -23,6 +23,7 @@ SHIPPED = {
     "archive-s3": "clustercockpit-archive-s3",
     "auth-ldap": "clustercockpit-auth-ldap",
     "auth-oidc": "clustercockpit-auth-oidc",
+    "scheduler-slurm": "clustercockpit-scheduler-slurm",
 }
 
 
@@ -41,6 +42,7 @@ def test_all_seven_plugins_are_discovered_with_their_kinds() -> None:
         "register_metric_backends",
     ]
     assert listing["auth-ldap"]["kinds"] == {"authenticator": ["ldap"]}
+    assert listing["scheduler-slurm"]["kinds"] == {"scheduler": ["slurm"]}
 
 
 def test_load_and_disable_filters() -> None:
