@@ -31,6 +31,7 @@ from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import escape_rdn
 
 from cc_auth_ldap.config import LdapConfig
+from cc_core.config import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,14 @@ def _values(attributes: Any, name: str) -> list[str]:
     return [str(value)]
 
 
+def _close(conn: ldap3.Connection) -> None:
+    """Unbind, ignoring errors: after a failed TLS handshake or timeout the socket is already gone."""
+    try:
+        conn.unbind()
+    except Exception as e:
+        log.debug("LDAP: unbind failed: %s", e)
+
+
 @dataclass
 class _Group:
     name: str
@@ -96,6 +105,11 @@ class Directory:
             if config.tls_ca_file:
                 path = Path(config.tls_ca_file)
                 ca_file = str(path if path.is_absolute() or base_dir is None else base_dir / path)
+                if not Path(ca_file).is_file():
+                    raise ConfigError(
+                        f"`tls-ca-file`: {ca_file} is not a readable file (PEM CA certificates)",
+                        path="$.auth.ldap.tls-ca-file",
+                    )
             tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=ca_file)
         self._server = ldap3.Server(
             config.url,
@@ -126,14 +140,14 @@ class Directory:
                 raise DirectoryError(f"{self.config.url}: StartTLS refused: {conn.result}")
             conn.bind()
         except DirectoryError:
-            conn.unbind()
+            _close(conn)
             raise
         except Exception as e:  # socket, TLS and protocol errors of every kind: the directory is unusable
-            conn.unbind()
+            _close(conn)
             raise DirectoryError(f"{self.config.url}: {type(e).__name__}: {e}") from None
         result = dict(conn.result or {})
         if result.get("result") in _UNAVAILABLE_RESULTS:
-            conn.unbind()
+            _close(conn)
             raise DirectoryError(f"{self.config.url}: bind answered {result.get('description')}")
         return conn, result
 
@@ -144,7 +158,7 @@ class Directory:
             raise DirectoryError("`search-dn` is set but LDAP_ADMIN_PASSWORD is not (put it in .env)")
         conn, result = self._open(dn, self._admin_password)
         if result.get("result") != 0:
-            conn.unbind()
+            _close(conn)
             who = f"search-dn {dn!r}" if dn else "anonymously"
             raise DirectoryError(
                 f"{self.config.url}: cannot bind {who}: {result.get('description')} "
@@ -238,7 +252,7 @@ class Directory:
                 return None
             return self._entry_user(entries[0], self._mapped_groups(conn))
         finally:
-            conn.unbind()
+            _close(conn)
 
     def all_users(self) -> list[DirectoryUser]:
         """Every entry under ``user-base`` matching ``user-filter`` (for the sync)."""
@@ -248,7 +262,7 @@ class Directory:
             entries = self._search(conn, c.user_base, c.user_filter, self._user_attributes())
             groups = self._mapped_groups(conn)
         finally:
-            conn.unbind()
+            _close(conn)
         users = [self._entry_user(e, groups) for e in entries]
         return [u for u in users if u is not None]
 
@@ -270,7 +284,7 @@ class Directory:
                 return None
             dn = entry.dn
         conn, result = self._open(dn, password)
-        conn.unbind()
+        _close(conn)
         if result.get("result") != 0:
             log.debug("LDAP bind as %r refused: %s", dn, result.get("description"))
             return None
