@@ -95,6 +95,8 @@ class LdapAuthenticator:
         return stored.to_user(AuthType.SESSION)  # type: ignore[no-any-return]
 
     async def _create(self, entry: DirectoryUser) -> Any:
+        # Without the entry's groups (lookup failed) the user starts with role `user`, as upstream;
+        # the next sync or login brings the mapped roles.
         roles, projects = self.config.roles_and_projects(set(entry.groups))
         created = await self._users.add_if_not_exists(
             entry.username, roles=roles, projects=projects, name=entry.name, auth_source=AuthSource.LDAP
@@ -109,6 +111,11 @@ class LdapAuthenticator:
         return stored
 
     async def _update(self, username: str, entry: DirectoryUser) -> Any:
+        if not entry.complete:  # the entry could not be read: change nothing rather than drop roles
+            stored = await self._users.get(username)
+            if stored is None:
+                raise LoginError(LOGIN_FAILED)
+            return stored
         changes: dict[str, Any] = {}
         if entry.name:
             changes["name"] = entry.name

@@ -46,13 +46,15 @@ class DirectoryError(Exception):
 
 @dataclass(frozen=True)
 class DirectoryUser:
-    """A user entry as ClusterCockpit needs it. ``groups`` holds the names of mapped groups only."""
+    """A user entry as ClusterCockpit needs it. ``groups`` holds the names of mapped groups only;
+    ``complete`` is false when only the bind DN is known (attributes and groups were not read)."""
 
     dn: str
     username: str
     name: str = ""
     email: str = ""
     groups: frozenset[str] = field(default_factory=frozenset)
+    complete: bool = True
 
 
 def normalise_dn(dn: str) -> str:
@@ -289,5 +291,10 @@ class Directory:
             log.debug("LDAP bind as %r refused: %s", dn, result.get("description"))
             return None
         if details and entry is None:
-            entry = self.lookup(username)
-        return entry if entry is not None else DirectoryUser(dn=dn, username=username)
+            try:
+                entry = self.lookup(username)
+            except DirectoryError as e:
+                # The password is right; failing the login because the service account cannot
+                # search would lock everybody out. The caller keeps roles as they are.
+                log.warning("LDAP: %r authenticated, but reading the entry failed: %s", username, e)
+        return entry if entry is not None else DirectoryUser(dn=dn, username=username, complete=False)

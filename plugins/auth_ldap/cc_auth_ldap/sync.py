@@ -73,22 +73,25 @@ async def sync_users(
     users = db.users
     entries = await anyio.to_thread.run_sync(directory.all_users)
     in_directory = {e.username: e for e in entries}
-    in_db = set(await users.ldap_usernames())
+    stored_users = {u.username: u for u in await users.list()}
+    in_db = {n for n, u in stored_users.items() if u.auth_source == AuthSource.LDAP}
     result = SyncResult(directory_users=len(in_directory))
 
     for name in sorted(in_directory):
         entry = in_directory[name]
         roles, projects = config.roles_and_projects(set(entry.groups))
+        stored = stored_users.get(name)
         if name in in_db:
-            if config.maps_groups:
-                stored = await users.get(name)
-                if stored is not None and (stored.roles != roles or stored.projects != projects):
-                    result.updated.append(name)
-                    if not dry_run:
-                        await users.update(name, roles=roles, projects=projects)
+            if (
+                config.maps_groups
+                and stored is not None
+                and (stored.roles, stored.projects) != (roles, projects)
+            ):
+                result.updated.append(name)
+                if not dry_run:
+                    await users.update(name, roles=roles, projects=projects)
             continue
-        if dry_run:
-            stored = await users.get(name)
+        if stored is not None or dry_run:
             (result.added if stored is None else result.kept_local).append(name)
             continue
         try:

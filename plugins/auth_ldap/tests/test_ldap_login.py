@@ -174,3 +174,24 @@ def test_unreachable_directory_is_a_login_page_error_and_a_warning(tmp_path: Pat
             r = login(client, "nobody-here", "pw")
         assert r.status_code == 401 and "invalid username or password" in r.text
         assert any("cannot look up" in rec.getMessage() for rec in records)
+
+
+def test_login_keeps_roles_when_the_entry_cannot_be_read(ldap_app: Any) -> None:
+    """update-user-on-login with a group mapping must not drop `admin` because the service account
+    failed: the bind proved the password, the roles stay as they are."""
+    from cc_auth_ldap.directory import Directory
+
+    client, users = ldap_app
+    assert login(client, "alice", "alicepw").status_code == 302
+    assert users.get_sync("alice").roles == ["user", "admin"]
+    (ldap,) = [a for a in client.app.state["login"].authenticators if a.kind == "ldap"]
+    working = ldap.directory
+    ldap.directory = Directory(working.config, "wrong-admin-password")
+    try:
+        with captured_logs() as records:
+            r = login(client, "alice", "alicepw")
+        assert r.status_code == 302
+        assert users.get_sync("alice").roles == ["user", "admin"]
+        assert any("reading the entry failed" in rec.getMessage() for rec in records)
+    finally:
+        ldap.directory = working
