@@ -113,11 +113,16 @@ class Directory:
                         path="$.auth.ldap.tls-ca-file",
                     )
             tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=ca_file)
-        self._server = ldap3.Server(
-            config.url,
-            connect_timeout=config.connect_timeout_seconds,
+        self._tls = tls
+
+    def _server(self) -> ldap3.Server:
+        # One per connection: an ldap3 Server keeps per-connection address state, and logins run
+        # concurrently in worker threads.
+        return ldap3.Server(
+            self.config.url,
+            connect_timeout=self.config.connect_timeout_seconds,
             get_info=ldap3.NONE,
-            tls=tls,
+            tls=self._tls,
         )
 
     # -- connections ---------------------------------------------------------------------------
@@ -126,7 +131,7 @@ class Directory:
         """An open connection after a bind attempt as ``dn`` (anonymous when empty), and the bind
         result. `DirectoryError` for anything but the bind's own answer."""
         conn = ldap3.Connection(
-            self._server,
+            self._server(),
             user=dn or None,
             password=password if dn else None,
             authentication=ldap3.SIMPLE if dn else ldap3.ANONYMOUS,
@@ -148,9 +153,10 @@ class Directory:
             _close(conn)
             raise DirectoryError(f"{self.config.url}: {type(e).__name__}: {e}") from None
         result = dict(conn.result or {})
-        if result.get("result") in _UNAVAILABLE_RESULTS:
+        if "result" not in result or result["result"] in _UNAVAILABLE_RESULTS:
             _close(conn)
-            raise DirectoryError(f"{self.config.url}: bind answered {result.get('description')}")
+            answer = result.get("description") or "no answer"
+            raise DirectoryError(f"{self.config.url}: bind answered {answer}")
         return conn, result
 
     def _service_connection(self) -> ldap3.Connection:

@@ -171,4 +171,4 @@ def test_relative_ca_file_is_relative_to_the_config(tmp_path: Path) -> None:
     (tmp_path / "certs").mkdir()
     (tmp_path / "certs" / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
     d = Directory(c, None, tmp_path)
-    assert d._server.tls.ca_certs_file == str(tmp_path / "certs" / "ca.pem")
+    assert d._server().tls.ca_certs_file == str(tmp_path / "certs" / "ca.pem")

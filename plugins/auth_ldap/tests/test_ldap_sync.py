@@ -160,3 +160,46 @@ def test_sync_ldap_command(slapd_server: LdapServer, tmp_path: Path) -> None:
     plain.write_bytes(msgspec.json.encode(doc))
     none = runner.invoke(_cli(), ["--config", str(plain), "--env-file", str(site.root / ".env"), "sync-ldap"])
     assert none.exit_code == 1 and "no `auth.ldap` section" in none.stderr
+
+
+def test_a_slow_directory_does_not_block_the_event_loop(task_site: Any) -> None:
+    """ldap3 blocks; the authenticator runs it in a worker thread, so other requests go on meanwhile."""
+    from cc_auth_ldap.authenticator import UNAVAILABLE, LdapAuthenticator
+    from cc_auth_ldap.directory import Directory
+    from ldap_testlib import silent_server
+
+    from cc_core.auth.errors import LoginError
+
+    with Database.from_config(task_site.config()) as db, silent_server() as port:
+        db.users.add_sync("slowpoke", roles=["user"], auth_source=AuthSource.LDAP)
+        context = plugin_context(task_site, db)
+        config = context.section(SECTION)
+        authenticator = LdapAuthenticator(config, context)
+        authenticator.directory = Directory(
+            msgspec.structs.replace(config, url=f"ldap://127.0.0.1:{port}", timeout="1s"), None
+        )
+
+        async def scenario() -> tuple[int, str]:
+            ticks = 0
+            done = asyncio.Event()
+
+            async def ticker() -> None:
+                nonlocal ticks
+                while not done.is_set():
+                    ticks += 1
+                    await asyncio.sleep(0.01)
+
+            tick_task = asyncio.create_task(ticker())
+            user = (await db.users.get("slowpoke")).to_user()
+            try:
+                await authenticator.login(user, "slowpoke", "pw", None)
+                message = ""
+            except LoginError as e:
+                message = str(e)
+            done.set()
+            await tick_task
+            return ticks, message
+
+        ticks, message = asyncio.run(scenario())
+        assert message == UNAVAILABLE
+        assert ticks > 30  # ~1 s of timeout at 10 ms per tick; a blocked loop would tick once or twice
