@@ -62,6 +62,8 @@ class LdapConfig(msgspec.Struct, rename="kebab", forbid_unknown_fields=True, omi
             raise ValueError(f"`url` must start with ldap:// or ldaps://, got {self.url!r}")
         if self.start_tls and scheme == "ldaps":
             raise ValueError("`start-tls` is for ldap:// URLs; an ldaps:// connection is already encrypted")
+        if self.tls_ca_file and scheme != "ldaps" and not self.start_tls:
+            raise ValueError("`tls-ca-file` needs an ldaps:// `url` or `start-tls`")
         if self.user_bind and "{username}" not in self.user_bind:
             raise ValueError('`user-bind` must contain "{username}", e.g. "uid={username},ou=people,dc=…"')
         for key in ("user-filter", "group-filter"):

@@ -29,6 +29,7 @@ BASE = {"url": "ldap://127.0.0.1:389", "user-base": "ou=users,dc=example,dc=com"
         ({"url": "http://example.com"}, "must start with ldap:// or ldaps://"),
         ({"user-bind": "uid=x,dc=example"}, '`user-bind` must contain "{username}"'),
         ({"url": "ldaps://h:636", "start-tls": True}, "already encrypted"),
+        ({"tls-ca-file": "ca.pem"}, "`tls-ca-file` needs an ldaps:// `url` or `start-tls`"),
         ({"user-filter": "objectclass=posixAccount"}, "`user-filter` must be an LDAP filter"),
         ({"sync-interval": "daily"}, "`sync-interval`: invalid duration"),
         ({"timeout": "0s"}, "`timeout` must be greater than zero"),
