@@ -37,7 +37,8 @@ def make_directory(config: LdapConfig, context: Any) -> Directory:
 
 
 class LdapAuthenticator:
-    """`cc_core.interfaces.Authenticator` for directory accounts."""
+    """LDAP logins and user sync (`cc_core.interfaces.Authenticator`, kind ``ldap``); the plugin's
+    README (plugins/auth_ldap) explains behaviour and group mapping."""
 
     kind: ClassVar[str] = "ldap"
     Config = LdapConfig

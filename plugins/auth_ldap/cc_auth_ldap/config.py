@@ -8,6 +8,7 @@ all default to upstream's behaviour; README.md of this plugin documents them.
 
 from __future__ import annotations
 
+from typing import ClassVar
 from urllib.parse import urlsplit
 
 import msgspec
@@ -32,6 +33,27 @@ def _duration(value: str, key: str, *, positive: bool = False) -> float:
 
 
 class LdapConfig(msgspec.Struct, rename="kebab", forbid_unknown_fields=True, omit_defaults=True):
+    # For the generated configuration reference (docs/configuration.md); upstream keys not listed
+    # here are described in `cc_core.config_docs`.
+    config_docs: ClassVar[dict[str, str]] = {
+        "url": "Directory URL: `ldap://host[:port]` or `ldaps://host[:port]`.",
+        "user-bind": "DN a login binds as, with `{username}` DN-escaped; without it the user's DN is "
+        "looked up with `search-dn`.",
+        "update-user-on-login": "On each login copy name and e-mail (and, with a group mapping, roles "
+        "and projects) from the directory.",
+        "connect-timeout": "TCP connect timeout (Go-style duration).",
+        "timeout": "Timeout of each LDAP operation (Go-style duration, whole seconds).",
+        "start-tls": "Upgrade an `ldap://` connection with StartTLS.",
+        "tls-ca-file": "PEM file of CAs to trust for `ldaps://` or StartTLS, relative to config.json "
+        "(default: the system CAs); certificates and host names are always verified.",
+        "email-attr": "Attribute copied into the user's e-mail.",
+        "group-base": "Base DN under which groups are searched (needed by `group-roles`/`group-projects`).",
+        "group-filter": "LDAP filter selecting groups.",
+        "group-name-attr": "Attribute holding a group's name.",
+        "group-roles": 'Roles for group members, `{"group": ["role", ...]}`, in addition to `user`.',
+        "group-projects": 'Projects for group members, `{"group": ["project", ...]}`.',
+    }
+
     # Upstream's keys.
     url: str
     user_base: str
