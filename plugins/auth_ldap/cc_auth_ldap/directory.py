@@ -24,14 +24,13 @@ import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import ldap3
-from ldap3.utils.conv import escape_filter_chars
-from ldap3.utils.dn import escape_rdn
+from typing import TYPE_CHECKING, Any
 
 from cc_auth_ldap.config import LdapConfig
 from cc_core.config import ConfigError
+
+if TYPE_CHECKING:
+    import ldap3
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +99,8 @@ class Directory:
 
     def __init__(self, config: LdapConfig, admin_password: str | None, base_dir: Path | None = None) -> None:
         self.config = config
+        import ldap3  # here, not at module level: registering the plugin must stay cheap
+
         self._admin_password = admin_password or ""
         tls = None
         if config.url.lower().startswith("ldaps://") or config.start_tls:
@@ -116,6 +117,8 @@ class Directory:
         self._tls = tls
 
     def _server(self) -> ldap3.Server:
+        import ldap3
+
         # One per connection: an ldap3 Server keeps per-connection address state, and logins run
         # concurrently in worker threads.
         return ldap3.Server(
@@ -130,6 +133,8 @@ class Directory:
     def _open(self, dn: str, password: str) -> tuple[ldap3.Connection, dict[str, Any]]:
         """An open connection after a bind attempt as ``dn`` (anonymous when empty), and the bind
         result. `DirectoryError` for anything but the bind's own answer."""
+        import ldap3
+
         conn = ldap3.Connection(
             self._server(),
             user=dn or None,
@@ -177,6 +182,8 @@ class Directory:
     def _search(self, conn: ldap3.Connection, base: str, filt: str, attributes: Iterable[str]) -> list[Any]:
         """All entries (paged, so server size limits do not silently cut the list); `DirectoryError`
         unless the search completed."""
+        import ldap3
+
         try:
             response = conn.extend.standard.paged_search(
                 base,
@@ -223,6 +230,8 @@ class Directory:
 
     def _mapped_groups(self, conn: ldap3.Connection) -> list[_Group]:
         """The groups the role/project mapping names, with their members (empty without a mapping)."""
+        from ldap3.utils.conv import escape_filter_chars
+
         c = self.config
         if not c.maps_groups:
             return []
@@ -247,6 +256,8 @@ class Directory:
 
     def lookup(self, username: str) -> DirectoryUser | None:
         """The entry matching ``(&<user-filter>(<uid-attr>=<username>))`` if exactly one does."""
+        from ldap3.utils.conv import escape_filter_chars
+
         c = self.config
         if not username:
             return None
@@ -281,6 +292,8 @@ class Directory:
         The bind DN is ``user-bind`` with ``{username}`` DN-escaped (upstream); without ``user-bind``
         the entry is looked up with the service account first and its DN is used.
         """
+        from ldap3.utils.dn import escape_rdn
+
         if not username or not password:
             return None
         entry: DirectoryUser | None = None

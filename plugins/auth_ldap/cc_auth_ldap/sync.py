@@ -18,17 +18,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio.to_thread
-from sqlalchemy import Connection, delete
 
 from cc_auth_ldap.authenticator import make_directory
 from cc_auth_ldap.config import LdapConfig
-from cc_auth_ldap.directory import Directory
 from cc_core.auth.user import AuthSource
-from cc_core.db import tables as T
-from cc_core.db.errors import DBError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from cc_auth_ldap.directory import Directory
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,10 @@ class SyncResult:
 
 
 def _delete_ldap_users(names: Sequence[str]) -> Any:
+    from sqlalchemy import delete
+
+    from cc_core.db import tables as T
+
     def run(conn: Connection) -> list[str]:
         stmt = (
             delete(T.hpc_user)
@@ -70,6 +75,8 @@ async def sync_users(
     config: LdapConfig, directory: Directory, db: Any, *, dry_run: bool = False
 ) -> SyncResult:
     """One sync; `DirectoryError` when the directory cannot be listed (then nothing changes)."""
+    from cc_core.db.errors import DBError
+
     users = db.users
     entries = await anyio.to_thread.run_sync(directory.all_users)
     in_directory = {e.username: e for e in entries}
