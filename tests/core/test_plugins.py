@@ -41,7 +41,7 @@ def test_all_seven_plugins_are_discovered_with_their_kinds() -> None:
         "register_cli_commands",
         "register_metric_backends",
     ]
-    assert listing["auth-ldap"]["kinds"] == {"authenticator": ["ldap"]}
+    assert listing["auth-ldap"]["kinds"] == {"authenticator": ["ldap"], "task": ["ldap-sync"]}
     assert listing["scheduler-slurm"]["kinds"] == {"scheduler": ["slurm"]}
 
 
