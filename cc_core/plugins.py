@@ -26,7 +26,11 @@ log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "clustercockpit"
 # Built-in modules registered like any external plugin. Later subsystems add theirs here
 # (the app and job-class taggers, the core tasks).
-DEFAULT_PLUGINS: tuple[str, ...] = ("cc_core.builtins.auth_local", "cc_core.builtins.auth_jwt")
+DEFAULT_PLUGINS: tuple[str, ...] = (
+    "cc_core.builtins.auth_local",
+    "cc_core.builtins.auth_jwt",
+    "cc_core.builtins.taggers",
+)
 CORE_DISTRIBUTION = "clustercockpit"
 
 # Registry categories: hook that fills it, and the human name used in messages.

@@ -47,9 +47,9 @@ def cli(ctx: click.Context, config_path: str, env_file: str | None, loglevel: st
 
 
 def _add_core_commands() -> None:
-    from cc_core.cli import archive, database, importing, keys, server, setup, unavailable
+    from cc_core.cli import archive, database, importing, keys, server, setup, taggers, unavailable
 
-    for module in (setup, keys, server, database, archive, importing, unavailable):
+    for module in (setup, keys, server, database, archive, importing, taggers, unavailable):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -10,7 +10,6 @@ import click
 # name: (upstream flag, what it will do)
 PENDING: dict[str, tuple[str, str]] = {
     "sync-ldap": ("-sync-ldap", "Synchronise users from LDAP (needs the auth-ldap plugin)."),
-    "apply-tags": ("-apply-tags", "Run all job taggers on every finished job."),
     "cleanup-checkpoints": ("-cleanup-checkpoints", "Delete or archive old metric-store checkpoints."),
     "tasks": ("(none)", "List scheduled tasks or run one by hand."),
     "demo": ("(none)", "Generate and run the demo site."),
