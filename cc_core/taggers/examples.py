@@ -32,7 +32,9 @@ APP_SCRIPTS: dict[str, str] = {
 }
 
 # Commented lines never count: this script mentions several apps, all behind a '#'.
-QUIET_SCRIPT = "#!/bin/bash\n#SBATCH --job-name=gromacs-test\n# python helper disabled\nsrun ./a.out  # was: vasp_std\n"
+QUIET_SCRIPT = (
+    "#!/bin/bash\n#SBATCH --job-name=gromacs-test\n# python helper disabled\nsrun ./a.out  # was: vasp_std\n"
+)
 
 #: Limits of the metrics the job-class rules read (fritz, subcluster main; upstream reference archive).
 REFERENCE_LIMITS: dict[str, dict[str, float]] = {
