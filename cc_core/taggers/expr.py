@@ -395,7 +395,13 @@ def _bad(op: str, a: Any, b: Any) -> ExprEvalError:
     return ExprEvalError(f"invalid operation: {type_name(a)} {op} {type_name(b)}")
 
 
+_PLAIN = (str, int, float)
+
+
 def equal(a: Any, b: Any) -> bool:
+    ta = type(a)
+    if ta is type(b) and ta in _PLAIN:  # fast path: same plain type (bool is not in _PLAIN)
+        return bool(a == b)
     if _is_num(a) and _is_num(b):
         return a == b
     if isinstance(a, bool) or isinstance(b, bool):
@@ -581,6 +587,8 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
 
 
 def _fetch(obj: Any, key: Any, optional: bool) -> Any:
+    if type(obj) is dict:  # fast path: the rule environment is plain dicts
+        return obj.get(key) if type(key) is str else None
     if obj is None:
         if optional:
             return None
@@ -613,6 +621,17 @@ def _compile(node: Node) -> Evaluator:
         name = node.value
         return lambda env: env.get(name)
     if op == "member":
+        chain = _member_chain(node)
+        if chain is not None:  # name.a.b…: one closure, dict lookups in a loop
+            root, keys = chain
+
+            def fetch_chain(env: Env) -> Any:
+                v = env.get(root)
+                for k in keys:
+                    v = v.get(k) if type(v) is dict else _fetch(v, k, False)
+                return v
+
+            return fetch_chain
         obj = _compile(node.args[0])
         key, optional = node.value, node.optional
         return lambda env: _fetch(obj(env), key, optional)
@@ -653,6 +672,8 @@ def _compile(node: Node) -> Evaluator:
     if op == "binary":
         left, right = _compile(node.args[0]), _compile(node.args[1])
         bop = node.value
+        if node.args[1].op == "lit" and bop in ("==", "!=", ">", "<", ">=", "<=", "*", "/", "+", "-"):
+            return _binary_literal(bop, left, node.args[1].value)
         if bop == "&&":
             return lambda env: _need_bool("&&", left(env)) and _need_bool("&&", right(env))
         if bop == "||":
@@ -664,6 +685,18 @@ def _compile(node: Node) -> Evaluator:
                 return right(env) if v is None else v
 
             return coalesce
+        if bop in ("*", "-", "+"):  # numbers fast, everything else through the checked operator
+            slow = _BINOPS[bop]
+            arith = {"*": lambda a, b: a * b, "-": lambda a, b: a - b, "+": lambda a, b: a + b}[bop]
+
+            def arithmetic(env: Env) -> Any:
+                a, b = left(env), right(env)
+                ta, tb = type(a), type(b)
+                if (ta is float or ta is int) and (tb is float or tb is int):
+                    return arith(a, b)
+                return slow(a, b)
+
+            return arithmetic
         if bop == ">":  # the rules' most common operators get a direct path
             return lambda env: _gt(left(env), right(env))
         if bop == "<":
@@ -671,6 +704,32 @@ def _compile(node: Node) -> Evaluator:
         fn = _BINOPS[bop]
         return lambda env: fn(left(env), right(env))
     raise AssertionError(f"unknown node {op}")
+
+
+def _binary_literal(bop: str, left: Evaluator, value: Any) -> Evaluator:
+    """``expr <op> literal``: the literal is captured, not called (the rules' most common shape)."""
+    fn = _BINOPS[bop]
+    if bop == "==":
+        tv = type(value)
+        if tv in _PLAIN:
+
+            def eq(env: Env) -> bool:
+                a = left(env)
+                return a == value if type(a) is tv else equal(a, value)
+
+            return eq
+    return lambda env: fn(left(env), value)
+
+
+def _member_chain(node: Node) -> tuple[str, tuple[str, ...]] | None:
+    """``name.a.b`` without ``?.`` as (name, (a, b)); None for anything else."""
+    keys: list[str] = []
+    while node.op == "member" and not node.optional:
+        keys.append(node.value)
+        node = node.args[0]
+    if node.op != "name" or not keys:
+        return None
+    return node.value, tuple(reversed(keys))
 
 
 def _gt(a: Any, b: Any, op: str = ">") -> bool:
@@ -700,14 +759,24 @@ class Program:
 
     def run_bool(self, env: Env) -> bool:
         """expr-lang's ``AsBool()``: the result must be a boolean."""
-        v = self.run(env)
+        try:
+            v = self._fn(env)
+        except RecursionError:
+            raise ExprEvalError("expression too deeply nested") from None
+        if v is True or v is False:
+            return v
         if not isinstance(v, bool):
             raise ExprEvalError(f"expected bool, but got {type_name(v)}")
         return v
 
     def run_float(self, env: Env) -> float:
         """expr-lang's ``AsFloat64()``: the result must be a number; it becomes a float."""
-        v = self.run(env)
+        try:
+            v = self._fn(env)
+        except RecursionError:
+            raise ExprEvalError("expression too deeply nested") from None
+        if type(v) is float:
+            return v
         if not _is_num(v):
             raise ExprEvalError(f"expected float64, but got {type_name(v)}")
         return float(v)

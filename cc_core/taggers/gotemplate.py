@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -42,6 +42,9 @@ def go_float(x: float) -> str:
         return "+Inf" if x > 0 else "-Inf"
     if x == 0:
         return "-0" if math.copysign(1.0, x) < 0 else "0"
+    if 1e-4 <= abs(x) < 1e6:  # fixed notation in Go and in Python's repr: same shortest digits
+        r = repr(x)
+        return r[:-2] if r.endswith(".0") else r
     sign, digits_t, exp = Decimal(repr(x)).as_tuple()
     assert isinstance(exp, int)
     digits = "".join(map(str, digits_t)).rstrip("0") or "0"
@@ -85,7 +88,8 @@ class Template:
     source: str
     parts: tuple[str | tuple[str, ...], ...]
 
-    def render(self, data: Mapping[str, Any]) -> str:
+    def render(self, data: Mapping[str, Any], float_filter: Callable[[float], float] | None = None) -> str:
+        """The text for ``data``; ``float_filter`` is applied to every float printed (e.g. rounding)."""
         out: list[str] = []
         for part in self.parts:
             if isinstance(part, str):
@@ -100,11 +104,26 @@ class Template:
                     value = value[key]
                 else:
                     raise TemplateError(f"can't evaluate field {key} in type {type(value).__name__}", 0)
-            out.append(NO_VALUE if value is _MISSING else go_print(value))
+            if value is _MISSING:
+                out.append(NO_VALUE)
+            elif float_filter is not None and type(value) is float:
+                out.append(go_float(float_filter(value)))
+            elif float_filter is not None and isinstance(value, Mapping):
+                out.append(go_print(_filter_floats(value, float_filter)))
+            else:
+                out.append(go_print(value))
         return "".join(out)
 
 
 _MISSING = object()
+
+
+def _filter_floats(value: Any, fn: Callable[[float], float]) -> Any:
+    if type(value) is float:
+        return fn(value)
+    if isinstance(value, Mapping):
+        return {k: _filter_floats(v, fn) for k, v in value.items()}
+    return value
 
 
 def parse_template(source: str) -> Template:

@@ -191,6 +191,11 @@ def load_jobclass_rules(dirs: Sequence[Path]) -> tuple[RuleSet, list[Problem]]:
     return RuleSet(parameters, tuple(by_tag.values())), problems
 
 
+def round2(x: float) -> float:
+    """One float as upstream's ``roundEnv`` rounds it: two decimals, half away from zero."""
+    return go_round(x * 100) / 100 if math.isfinite(x) else x
+
+
 def round_env(value: Any) -> Any:
     """Upstream's ``roundEnv``: every float (also nested) rounded to two decimals, half away from 0."""
     if isinstance(value, float):
@@ -213,14 +218,29 @@ def job_env(job: Job) -> dict[str, Any]:
 
 
 def _stat(st: Any, key: str) -> float:
-    v = st.get(key, 0.0) if isinstance(st, Mapping) else getattr(st, key, 0.0)
+    v = st.get(key, 0.0) if type(st) is dict or isinstance(st, Mapping) else getattr(st, key, 0.0)
     return float(v)
+
+
+def metric_env(
+    statistics: Mapping[str, Any], limits_config: Mapping[str, Any], metric: str
+) -> dict[str, Any] | None:
+    """``{min, max, avg, limits}`` of one metric, or None when statistics or limits are missing."""
+    st = statistics.get(metric)
+    if st is None:
+        return None
+    limits = metric_limits(limits_config, metric)
+    if limits is None:
+        return None
+    return {"min": _stat(st, "min"), "max": _stat(st, "max"), "avg": _stat(st, "avg"), "limits": limits}
 
 
 def metric_limits(limits_config: Mapping[str, Any], metric: str) -> dict[str, float] | None:
     mc = limits_config.get(metric)
     if mc is None:
         return None
+    if type(mc) is dict:  # already converted (`JobClassTagger.limits_for` caches them): shared read-only
+        return mc
     if isinstance(mc, Mapping):
         return {k: float(mc.get(k, 0.0)) for k in LIMIT_KEYS}
     return {k: float(getattr(mc, k, 0.0)) for k in LIMIT_KEYS}
@@ -236,27 +256,29 @@ def classify(
     tags: list[str] = []
     messages: list[str] = []
     jenv = job_env(job)
+    metrics: dict[str, dict[str, Any] | None] = {}  # built once per job, shared read-only by the rules
     for r in ruleset.rules:
         env: dict[str, Any] = dict(r.params)
         env["job"] = jenv
         skip = False
         for m in r.metrics:
-            st = statistics.get(m)
-            limits = metric_limits(limits_config, m) if st is not None else None
-            if st is None or limits is None:
+            if m not in metrics:
+                metrics[m] = metric_env(statistics, limits_config, m)
+            menv = metrics[m]
+            if menv is None:
                 log.debug("job %s: rule %s skipped: no statistics or limits for %s", job.id, r.tag, m)
                 skip = True
                 break
-            env[m] = {
-                "min": _stat(st, "min"),
-                "max": _stat(st, "max"),
-                "avg": _stat(st, "avg"),
-                "limits": limits,
-            }
+            env[m] = menv
         if skip:
             continue
         try:
-            if not all(req.run_bool(env) for req in r.requirements):
+            met = True
+            for req in r.requirements:
+                if not req.run_bool(env):
+                    met = False
+                    break
+            if not met:
                 continue
             for name, prog in r.variables:
                 env[name] = prog.run_float(env)
@@ -272,7 +294,8 @@ def classify(
             continue
         tags.append(r.tag)
         try:
-            messages.append(r.hint.render(round_env(env)))
+            # Upstream renders over roundEnv(env); rounding each float as it is printed is the same text.
+            messages.append(r.hint.render(env, round2))
         except TemplateError as e:
             log.warning("job %s: hint of rule %s (%s) failed: %s", job.id, r.tag, r.file, e)
     return tags, messages
@@ -299,6 +322,7 @@ class JobClassTagger:
             if clusters is None:
                 clusters = context.services.get("clusters")
         self.clusters = clusters
+        self._limits: dict[tuple[int, str, str], dict[str, dict[str, float]]] = {}
         dirs = [d for d in (builtin_dir, site_dir) if d is not None]
         self.rules: HotRules[RuleSet] = HotRules(
             dirs, load_jobclass_rules, check_interval=check_interval, label="jobclasses"
@@ -317,7 +341,18 @@ class JobClassTagger:
         sub = job.sub_cluster
         if not sub and job.resources:
             sub = cluster.subcluster_for_node(job.resources[0].hostname) or ""
-        return cluster.subcluster_metrics(sub)  # type: ignore[no-any-return]
+        key = (id(cluster), job.cluster, sub)  # a reloaded cluster config is a new object
+        cached = self._limits.get(key)
+        if cached is None:
+            cached = {}
+            for name, mc in cluster.subcluster_metrics(sub).items():
+                limits = metric_limits({name: mc}, name)
+                if limits is not None:
+                    cached[name] = limits
+            if len(self._limits) > 1000:
+                self._limits.clear()
+            self._limits[key] = cached
+        return cached
 
     def classify(self, job: Job) -> tuple[list[str], list[str]]:
         if not job.statistics:

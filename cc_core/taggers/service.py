@@ -31,7 +31,7 @@ import msgspec
 from sqlalchemy import Connection, select, update
 
 from cc_core.db import tables as T
-from cc_core.db.tags import ensure_tags, link_tags
+from cc_core.db.tags import ensure_tags, link_tags, tags_of_jobs
 from cc_core.interfaces import TaggerResult
 from cc_core.schema.job import MonitoringStatus
 
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BATCH = 500
+READ_CONCURRENCY = 16
 
 
 @dataclass
@@ -68,6 +69,10 @@ class RunReport:
 class WriteResult:
     tags_added: int = 0
     message_changed: bool = False
+    missing: bool = False
+    # The job's tags (all scopes) and metadata after the write, when something changed (for meta.json).
+    tags: list[Any] = field(default_factory=list)
+    meta_data: dict[str, Any] | None = None
 
     @property
     def changed(self) -> bool:
@@ -90,10 +95,10 @@ def write_result(conn: Connection, dialect: str, job_id: int, result: TaggerResu
     """Apply one job's tags and message on ``conn`` (the caller's transaction)."""
     out = WriteResult()
     row = conn.execute(select(T.job.c.id, T.job.c.meta_data).where(T.job.c.id == job_id)).first()
-    if row is None:
-        from cc_core.db.errors import JobNotFoundError
-
-        raise JobNotFoundError(f"job {job_id} not found")
+    if row is None:  # deleted meanwhile: nothing to tag
+        out.missing = True
+        return out
+    meta = _decode_meta(row[1])
     if result.tags:
         have = {
             (r[0], r[1])
@@ -112,14 +117,15 @@ def write_result(conn: Connection, dialect: str, job_id: int, result: TaggerResu
             ids = ensure_tags(conn, dialect, keys)
             link_tags(conn, dialect, [(job_id, ids[k]) for k in keys])
             out.tags_added = len(keys)
-    if result.message is not None:
-        meta = _decode_meta(row[1])
-        if meta.get("message") != result.message:
-            meta["message"] = result.message
-            conn.execute(
-                update(T.job).where(T.job.c.id == job_id).values(meta_data=msgspec.json.encode(meta).decode())
-            )
-            out.message_changed = True
+    if result.message is not None and meta.get("message") != result.message:
+        meta["message"] = result.message
+        conn.execute(
+            update(T.job).where(T.job.c.id == job_id).values(meta_data=msgspec.json.encode(meta).decode())
+        )
+        out.message_changed = True
+    if out.changed:
+        out.tags = tags_of_jobs(conn, [job_id], None).get(job_id, [])
+        out.meta_data = meta
     return out
 
 
@@ -204,20 +210,27 @@ class TaggerService:
         job_id = job.id
         dialect = self.db.dialect
         written: WriteResult = await self.db.write(lambda c: write_result(c, dialect, job_id, result))
-        if written.changed and job.job_state != "running":
-            await self._sync_archive(job_id)
+        if written.missing:
+            from cc_core.db.errors import JobNotFoundError
+
+            raise JobNotFoundError(f"job {job_id} not found")
+        await self._sync_archive(job, written)
         return written
 
-    async def _sync_archive(self, job_id: int) -> None:
-        from cc_core.db import SYSTEM_USER
-        from cc_core.lifecycle import is_archived, sync_archive_meta
+    async def _sync_archive(self, job: Job, written: WriteResult, meta: Job | None = None) -> None:
+        """Rewrite ``meta.json`` of an archived job whose tags or message changed (upstream's
+        ``UpdateTags``/``UpdateMetadata``); ``meta`` is the archive's meta when already loaded."""
+        from cc_core.lifecycle import is_archived
 
-        job = await self.db.jobs.find_by_id(SYSTEM_USER, job_id, with_metadata=True)
-        if is_archived(job):
-            try:
-                await sync_archive_meta(self, job)  # type: ignore[arg-type]
-            except Exception as e:
-                log.error("job %s: tags stored, but meta.json could not be updated: %s", job_id, e)
+        if not written.changed or not is_archived(job):
+            return
+        try:
+            if meta is None:
+                meta = await self.archive.load_job_meta(job)
+            meta = msgspec.structs.replace(meta, tags=written.tags or None, meta_data=written.meta_data)
+            await self.archive.store_job_meta(meta)
+        except Exception as e:
+            log.error("job %s: tags stored, but meta.json could not be updated: %s", job.id, e)
 
     async def tag_job(self, job: Job, event: str) -> WriteResult:
         return await self.write(job, await self.run_taggers(self.of_event(event), job))
@@ -306,34 +319,87 @@ class TaggerService:
         began = time.perf_counter()
         ids = await self.finished_job_ids()
         total = len(ids)
+        limit = asyncio.Semaphore(READ_CONCURRENCY)
         for i in range(0, total, BATCH):
-            for job in await self._jobs(ids[i : i + BATCH]):
-                await self._run_one(job, start, stop, report)
-                report.jobs += 1
-                if progress is not None:
-                    report.seconds = time.perf_counter() - began
-                    progress(report, total)
+            jobs = await self._jobs(ids[i : i + BATCH])
+
+            # Archive reads overlap (they wait on I/O threads); tagging itself stays on this loop.
+            async def evaluate(job: Job) -> tuple[Job, TaggerResult, Job | None] | None:
+                async with limit:
+                    try:
+                        return await self._evaluate(job, start, stop, report)
+                    except Exception as e:
+                        self._failed(report, job, e)
+                        return None
+
+            evaluated = await asyncio.gather(*(evaluate(j) for j in jobs))
+            await self._write_batch([x for x in evaluated if x is not None], report, limit)
+            report.jobs += len(ids[i : i + BATCH])
+            if progress is not None:
+                report.seconds = time.perf_counter() - began
+                progress(report, total)
         report.seconds = time.perf_counter() - began
         return report
 
-    async def _run_one(self, job: Job, start: list[Tagger], stop: list[Tagger], report: RunReport) -> None:
-        try:
-            results = [await self.run_taggers(start, job)] if start else []
-            if stop:
-                full = await self._with_statistics(job)
-                if full is None:
-                    report.skipped_stop += 1
-                else:
-                    results.append(await self.run_taggers(stop, full))
-            written = await self.write(job, merge_results(results))
-        except Exception as e:
-            report.errors.append(f"job {job.job_id} (id {job.id}, {job.cluster}): {e}")
-            log.error("tagging job %s (id %s) failed: %s", job.job_id, job.id, e)
+    async def _evaluate(
+        self, job: Job, start: list[Tagger], stop: list[Tagger], report: RunReport
+    ) -> tuple[Job, TaggerResult, Job | None]:
+        """One job's merged result, and its archive meta if it was loaded for the stop taggers."""
+        results = [await self.run_taggers(start, job)] if start else []
+        full: Job | None = None
+        if stop:
+            full = await self._with_statistics(job)
+            if full is None:
+                report.skipped_stop += 1
+            else:
+                results.append(await self.run_taggers(stop, full))
+        return job, merge_results(results), full
+
+    @staticmethod
+    def _failed(report: RunReport, job: Job, e: Exception) -> None:
+        report.errors.append(f"job {job.job_id} (id {job.id}, {job.cluster}): {e}")
+        log.error("tagging job %s (id %s) failed: %s", job.job_id, job.id, e)
+
+    async def _write_batch(
+        self, batch: list[tuple[Job, TaggerResult, Job | None]], report: RunReport, limit: asyncio.Semaphore
+    ) -> None:
+        """All results of a batch in one transaction (re-running over unchanged jobs costs one commit
+        per batch); if that transaction fails, job by job, so one bad job never costs the others."""
+        todo = [(j, r, m) for j, r, m in batch if j.id is not None and (r.tags or r.message is not None)]
+        if not todo:
             return
-        if written.changed:
+        dialect = self.db.dialect
+
+        def run(conn: Connection) -> list[WriteResult]:
+            return [write_result(conn, dialect, j.id, r) for j, r, _ in todo]  # type: ignore[arg-type]
+
+        try:
+            written = await self.db.write(run)
+        except Exception as e:
+            log.warning("tagger batch write failed (%s); writing job by job", e)
+            for job, result, meta in todo:
+                try:
+                    w = await self.db.write(lambda c, j=job, r=result: write_result(c, dialect, j.id, r))
+                except Exception as e2:
+                    self._failed(report, job, e2)
+                    continue
+                await self._count(report, job, w, meta)
+            return
+
+        async def count(job: Job, w: WriteResult, meta: Job | None) -> None:
+            async with limit:  # meta.json rewrites overlap too
+                await self._count(report, job, w, meta)
+
+        await asyncio.gather(*(count(job, w, meta) for (job, _, meta), w in zip(todo, written, strict=True)))
+
+    async def _count(self, report: RunReport, job: Job, w: WriteResult, meta: Job | None) -> None:
+        if w.missing:
+            return
+        await self._sync_archive(job, w, meta)
+        if w.changed:
             report.changed += 1
-        report.tags_added += written.tags_added
-        report.messages += int(written.message_changed)
+        report.tags_added += w.tags_added
+        report.messages += int(w.message_changed)
 
     # ---------------------------------------------------------------------------- admin trigger
 
