@@ -117,8 +117,10 @@ class CoreServices:
             context=self.context,
             enabled=self.config.main.enable_job_taggers,
         )
-        if self.taggers.enabled and self.archiver is not None:
-            self.archiver.on_archived.append(self.taggers.on_job_archived)
+        if self.taggers.enabled:
+            self.taggers.problems()  # load the rules now: broken rule files are logged at start-up
+            if self.archiver is not None:
+                self.archiver.on_archived.append(self.taggers.on_job_archived)
         self.context.services["taggers"] = self.taggers
 
     async def start(self) -> None:
