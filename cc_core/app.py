@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -36,6 +37,8 @@ from cc_core.context import PluginContext
 from cc_core.db.errors import DBError
 from cc_core.graphql import GraphQLServices, GraphQLSettings, graphql_router
 from cc_core.graphql.engine import GraphQLEngine
+from cc_core.graphql.nodelist import DatabaseNodeLister
+from cc_core.lifecycle import sync_archive_meta
 from cc_core.metrics.errors import MetricDataError
 from cc_core.plugins import PluginRegistry, describe, make_plugin_manager
 from cc_core.services import CoreServices
@@ -100,6 +103,18 @@ def _enabled_kinds(config: Config) -> dict[str, str]:
     return kinds
 
 
+def _resync_archive_after_tag_deletes(services: CoreServices, background: BackgroundWork) -> None:
+    """A deleted tag must also leave the ``meta.json`` of archived jobs; rewritten in the background."""
+    from cc_core.lifecycle import resync_archive_meta
+
+    def on_deleted(job_ids: list[int]) -> None:
+        background.spawn(
+            resync_archive_meta(services, job_ids), name=f"archive tag resync ({len(job_ids)} jobs)"
+        )
+
+    services.db.tags.on_deleted.append(on_deleted)
+
+
 def create_app(
     config: Config | None = None,
     *,
@@ -121,12 +136,14 @@ def create_app(
         services.db.close_sync()
         raise
     context.services["background"] = background
+    _resync_archive_after_tag_deletes(services, background)
 
     contributions: list[Any] = []
     for result in registry.hook.litestar_plugins(context=context):
         contributions.extend(result or ())
     template_dirs = [d for c in contributions if isinstance(c, Contribution) for d in c.template_dirs]
     nav_items: list[NavItem] = [n for c in contributions if isinstance(c, Contribution) for n in c.nav_items]
+    login_buttons = [b for c in contributions if isinstance(c, Contribution) for b in c.login_buttons]
 
     public = group_opt(AuthGroup.PUBLIC)
     static_routers = [
@@ -203,6 +220,8 @@ def create_app(
                 services.db,
                 clusters=services.clusters,
                 metrics=services.metrics,
+                node_list=DatabaseNodeLister(services.db.nodes, services.clusters),
+                archive_meta=functools.partial(sync_archive_meta, services),
                 settings=GraphQLSettings(
                     resampling_resolutions=tuple(config.main.resampling.resolutions)
                     if config.main.resampling
@@ -211,6 +230,7 @@ def create_app(
             ),
             "token_auth": TokenAuth.from_config(config, users=services.db.users),
             "login": login,
+            "login_buttons": login_buttons,
             "session_codec": login.sessions,
             "graphql_engine": graphql_engine,
             "enabled_kinds": _enabled_kinds(config),

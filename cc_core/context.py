@@ -37,6 +37,11 @@ class PluginContext:
         """All validated sections whose path starts with ``prefix`` (e.g. ``"$.metric-store-external"``)."""
         return {p: c for p, c in self._config.plugin_configs.items() if p.startswith(prefix)}
 
+    def secret(self, name: str) -> str | None:
+        """An upstream environment secret a plugin owns (e.g. ``LDAP_ADMIN_PASSWORD``), from ``.env`` or
+        the process environment; ``None`` when unset. For new settings prefer ``{"$env": ...}``."""
+        return self._config.secret(name)
+
     @property
     def dev(self) -> bool:
         return bool(self.services.get("dev", False))

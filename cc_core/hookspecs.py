@@ -133,7 +133,8 @@ def litestar_plugins(context: PluginContext) -> Sequence[InitPluginProtocol] | N
 
     Return Litestar plugins (objects with ``on_app_init(app_config)``); `cc_core.web.Contribution` is a
     ready-made one taking ``route_handlers``, ``template_dirs`` (searched before the core's, so a plugin
-    can override any template, Datasette-style), ``static_dirs`` and ``nav_items``. ``context`` gives
+    can override any template, Datasette-style), ``static_dirs``, ``nav_items`` and ``login_buttons``
+    (buttons under the login form that start another login flow, e.g. OpenID Connect). ``context`` gives
     validated config sections and core services; it is never the raw global config.
     """
 

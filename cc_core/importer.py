@@ -36,7 +36,7 @@ Why one transaction rather than building a new SQLite file and swapping it in: i
 PostgreSQL, keeps users, node states and configuration untouched without copying them, and on SQLite
 (WAL) a running server keeps reading the old jobs until the commit. On PostgreSQL, dropping the job
 indexes for the load locks the job table until the commit: run init-db with the server stopped, as
-upstream requires anyway. The bulk path's row insert is ``JobRepository._insert_many`` — the
+upstream requires anyway. The bulk path's row insert is ``JobRepository.insert_many_in`` — the
 repository's own per-transaction helper, used here because `JobRepository.bulk_loader` commits per
 batch and so cannot give one transaction.
 """
@@ -297,7 +297,7 @@ class _WriterThread:
             paths, jobs = item
             # conflict="ignore": a duplicate key must not cost the other jobs of the batch. Every other
             # constraint was checked by `prepare_job`, so a skipped row is a duplicate.
-            ids = repo._insert_many(conn, jobs, "ignore")
+            ids = repo.insert_many_in(conn, jobs, "ignore")
             for path, job, id_ in zip(paths, jobs, ids, strict=True):
                 if id_ is None:
                     self.duplicates.append(

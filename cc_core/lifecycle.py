@@ -20,6 +20,8 @@ from cc_core.db.errors import InvalidInputError
 from cc_core.schema.job import JOB_STATES, MonitoringStatus
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from cc_core.auth.user import User
     from cc_core.schema.job import Job
     from cc_core.services import CoreServices
@@ -144,6 +146,24 @@ async def sync_archive_meta(services: CoreServices, job: Job) -> None:
     fresh = await services.db.jobs.find_by_id(_system_user(), job.id, with_metadata=True)
     meta = msgspec.structs.replace(meta, tags=tags or None, meta_data=fresh.meta_data)
     await services.archive.store_job_meta(meta)
+
+
+async def resync_archive_meta(services: CoreServices, job_ids: Sequence[int]) -> int:
+    """Rewrite ``meta.json`` of archived jobs whose tags changed in bulk (a tag was deleted).
+
+    One failing job is logged and the rest still run; returns how many were rewritten.
+    """
+    done = 0
+    for job_id in job_ids:
+        try:
+            job = await services.db.jobs.find_by_id(_system_user(), job_id, with_metadata=False)
+            await sync_archive_meta(services, job)
+            done += 1
+        except Exception as e:
+            log.error("job %s: a deleted tag is still listed in the archive's meta.json: %s", job_id, e)
+    if job_ids:
+        log.info("archive meta.json rewritten for %d of %d jobs after a tag deletion", done, len(job_ids))
+    return done
 
 
 def _system_user() -> User:

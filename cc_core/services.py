@@ -47,7 +47,7 @@ class ClusterCatalog:
         return sorted(self.by_name)
 
     def global_metrics(self, *, restricted: bool) -> Sequence[GlobalMetricListItem]:
-        return global_metric_list(self.clusters(), restricted=restricted)
+        return global_metric_list(self.clusters(), user=restricted)
 
 
 @dataclass

@@ -28,19 +28,33 @@ class NavItem:
     min_role: str = "user"
 
 
+@dataclass(frozen=True, slots=True)
+class LoginButton:
+    """A button under the login form that starts another way to log in (e.g. OpenID Connect).
+
+    ``href`` is followed with ``?redirect=<target>`` added when the login page has a target, so a flow
+    that keeps it can return the user where they were going.
+    """
+
+    title: str
+    href: str
+    icon: str = "box-arrow-in-right"
+
+
 @dataclass(eq=False)
 class Contribution(InitPluginProtocol):
     """A ready-made Litestar plugin for the common contributions.
 
     ``template_dirs`` are searched before the core's templates, so a plugin can add pages and override
     any core template by giving a file the same name. ``static_dirs`` maps a URL prefix under
-    ``/static/`` to a directory.
+    ``/static/`` to a directory; ``login_buttons`` appear under the login form.
     """
 
     route_handlers: Sequence[Any] = ()
     template_dirs: Sequence[Path] = ()
     static_dirs: dict[str, Path] = field(default_factory=dict)
     nav_items: Sequence[NavItem] = ()
+    login_buttons: Sequence[LoginButton] = ()
     middleware: Sequence[Any] = ()
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:

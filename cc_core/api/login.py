@@ -60,8 +60,8 @@ def login_page(
             "message": message,
             "msg_type": msg_type,
             "redirect": safe_redirect_target(redirect, default=""),
-            "has_oidc": bool(service and service.has_oidc),
             "auth_disabled": bool(service and service.disabled),
+            "login_buttons": request.app.state.get("login_buttons", ()),
         },
         status_code=status_code,
         media_type=MediaType.HTML,
@@ -73,7 +73,8 @@ def _service(request: Request[Any, Any, Any]) -> LoginService:
     return request.app.state["login"]  # type: ignore[no-any-return]
 
 
-def _session_cookie(request: Request[Any, Any, Any], service: LoginService, user: User) -> Cookie:
+def session_cookie(request: Request[Any, Any, Any], service: LoginService, user: User) -> Cookie:
+    """The signed ``session`` cookie for ``user`` (every login mechanism, plugins' included, sets this)."""
     secure = is_https(request.scope, request.app.state["config"].main.trusted_proxies)
     return Cookie(
         key=service.cookie_name,
@@ -86,7 +87,8 @@ def _session_cookie(request: Request[Any, Any, Any], service: LoginService, user
     )
 
 
-def _expired(name: str, secure: bool = False) -> Cookie:
+def expired_cookie(name: str, secure: bool = False) -> Cookie:
+    """A cookie that deletes ``name`` (same path and flags as when it was set)."""
     return Cookie(
         key=name, value="", max_age=0, expires=0, path="/", httponly=True, samesite="lax", secure=secure
     )
@@ -123,9 +125,9 @@ async def _do_login(request: Request[Any, Any, Any]) -> Response[Any]:
             redirect=redirect,
             title="Login failed",
         )
-    cookies = [_session_cookie(request, service, user)]
+    cookies = [session_cookie(request, service, user)]
     for name in request.state.get(DELETE_COOKIES_STATE) or ():
-        cookies.append(_expired(name))
+        cookies.append(expired_cookie(name))
     return Response(
         b"", status_code=302, headers={"location": safe_redirect_target(redirect)}, cookies=cookies
     )
@@ -149,7 +151,7 @@ async def logout(request: Request[Any, Any, Any]) -> Template:
     cookies = []
     if session_user(request) is not None or "session" in request.cookies:
         secure = is_https(request.scope, request.app.state["config"].main.trusted_proxies)
-        cookies.append(_expired(_service(request).cookie_name, secure))
+        cookies.append(expired_cookie(_service(request).cookie_name, secure))
     return login_page(
         request, message="Logout successful", msg_type="alert-info", title="Bye", cookies=cookies
     )

@@ -93,7 +93,6 @@ class LoginService:
     users: Any  # cc_core.db.UserRepository
     limiter: LoginRateLimiter = field(default_factory=LoginRateLimiter)
     disabled: bool = False
-    has_oidc: bool = False
 
     @classmethod
     def from_config(
@@ -112,7 +111,6 @@ class LoginService:
             authenticators=authenticators,
             users=users,
             disabled=disabled,
-            has_oidc="oidc" in config.auth,
         )
 
     @staticmethod

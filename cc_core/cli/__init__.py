@@ -47,9 +47,9 @@ def cli(ctx: click.Context, config_path: str, env_file: str | None, loglevel: st
 
 
 def _add_core_commands() -> None:
-    from cc_core.cli import archive, database, importing, keys, server, setup, taggers, unavailable
+    from cc_core.cli import archive, database, importing, keys, reference, server, setup, taggers, unavailable
 
-    for module in (setup, keys, server, database, archive, importing, taggers, unavailable):
+    for module in (setup, keys, server, database, archive, importing, reference, taggers, unavailable):
         for command in module.COMMANDS:
             cli.add_command(command)
 
@@ -71,13 +71,15 @@ def add_plugin_commands(group: click.Group, registry: PluginRegistry | None = No
         except PluginError as e:  # plugins are broken: keep the core commands usable, say why
             click.echo(f"warning: plugins not loaded: {e}", err=True)
             return
-    before = dict(group.commands)
     for impl in registry.pm.hook.register_cli_commands.get_hookimpls():
         dist = registry.infos[impl.plugin_name].distribution
         probe = click.Group()
         impl.function(cli=probe)
         for name, cmd in probe.commands.items():
-            if name in before or name in group.commands:
+            taken = group.commands.get(name)
+            if taken is not None and getattr(taken, "_cc_placeholder", False):
+                taken = None  # a "needs plugin X" placeholder gives way to the plugin's command
+            if taken is not None:
                 owner = getattr(group.commands[name], "_cc_distribution", "clustercockpit")
                 click.echo(
                     f"warning: command {name!r} from {dist} ignored: already provided by {owner}", err=True

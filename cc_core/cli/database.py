@@ -34,8 +34,14 @@ def _database(ctx: click.Context, *, check_version: bool) -> Iterator[Database]:
 
 @click.command("migrate-db")
 @click.option("--no-backup", is_flag=True, help="Skip the backup copy of an SQLite database.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Upstream -force-db: clear cc-backend's 'dirty' schema flag (after a failed upstream migration "
+    "you have checked by hand), then migrate.",
+)
 @click.pass_context
-def migrate_db(ctx: click.Context, no_backup: bool) -> None:
+def migrate_db(ctx: click.Context, no_backup: bool, force: bool) -> None:
     """Migrate the database to the current schema (upstream -migrate-db); SQLite is backed up first.
 
     Accepts cc-backend databases at schema version 10 or 11.
@@ -43,7 +49,7 @@ def migrate_db(ctx: click.Context, no_backup: bool) -> None:
     from cc_core.db import migrate
 
     with _database(ctx, check_version=False) as db:
-        result = migrate(db, backup=not no_backup)
+        result = migrate(db, backup=not no_backup, force=force)
         if result.backup is not None:
             click.echo(f"backup: {result.backup}")
         if not result.steps:

@@ -845,10 +845,15 @@ class JobRepository:
             seen.add(key)
         return out
 
-    def _insert_many(
+    def insert_many_in(
         self, conn: Connection, jobs: Sequence[Job], conflict: str, batch_size: int = 20_000
     ) -> list[int | None]:
-        """Insert jobs and their tags (scopes kept) in the caller's transaction; their new ids."""
+        """Insert jobs and their tags (scopes kept) in the caller's transaction; their new ids.
+
+        The bulk path for callers that hold the writer's transaction themselves (init-db streams batches
+        into one transaction, with the job indexes dropped; see `drop_job_indexes`). ``conflict='ignore'``
+        gives ``None`` for a job whose key exists already.
+        """
         if conflict not in ("error", "ignore"):
             raise InvalidInputError(f"conflict must be 'error' or 'ignore', got {conflict!r}")
         for j in jobs:
@@ -911,7 +916,7 @@ class JobRepository:
                 defer = len(batch) >= 50_000 and conn.execute(select(T.job.c.id).limit(1)).first() is None
             if defer:
                 self.drop_job_indexes(conn)
-            out = self._insert_many(conn, batch, conflict, batch_size)
+            out = self.insert_many_in(conn, batch, conflict, batch_size)
             if defer:
                 self.create_job_indexes(conn)
                 # Fresh statistics, so the planner knows e.g. how small the partial indexes are.

@@ -617,8 +617,9 @@ def check_servable(v: SchemaVersion, *, where: str = "database") -> None:
     if v.dirty:
         raise SchemaDirtyError(
             f"{where}: cc-backend marked the schema dirty at upstream version {v.upstream} (a migration "
-            "failed half-way). Restore the backup made before that migration, or repair it with cc-backend "
-            "(-force-db), then run `clustercockpit migrate-db`."
+            "failed half-way). Restore the backup made before that migration and run `clustercockpit "
+            "migrate-db`, or, once you have checked that migration's changes by hand, `clustercockpit "
+            "migrate-db --force`."
         )
     if v.empty:
         raise SchemaOutdatedError(f"{where}: the database is empty; {MIGRATE_HINT} to create the schema")
@@ -703,18 +704,40 @@ class MigrationResult:
     backup: Path | None = None
 
 
-def migrate(db: Database, *, backup: bool = True, analyze: bool = True) -> MigrationResult:
-    """Bring the database to the current version, one transaction per step; SQLite is backed up first."""
+def migrate(
+    db: Database, *, backup: bool = True, analyze: bool = True, force: bool = False
+) -> MigrationResult:
+    """Bring the database to the current version, one transaction per step; SQLite is backed up first.
+
+    ``force`` is upstream's ``-force-db``: a schema golang-migrate marked dirty (one of cc-backend's
+    migrations failed half-way) is declared clean at its recorded version, then migrated as usual. Only
+    for an operator who has checked (or repaired) that migration's changes by hand.
+    """
     with _Session(db) as s:
         before = s.read()
         if before.empty:
             s.step(create_schema)
             return MigrationResult(before, current_version(), ["create schema"])
+        copy: Path | None = None
+        done: list[str] = []
+        if before.dirty and force:
+            if backup and db.path is not None:
+                copy = backup_sqlite(db.path, label=_backup_label(before) + "-dirty")
+            log.warning(
+                "forcing upstream schema version %s: clearing golang-migrate's dirty flag", before.upstream
+            )
+            s.step(
+                lambda ctx: ctx.execute(
+                    "UPDATE schema_migrations SET dirty = ? WHERE version = ?", (False, before.upstream)
+                )
+            )
+            done.append(f"force upstream version {before.upstream} (dirty flag cleared)")
+            before = s.read()
         plan = _plan(before)
         if not plan:
-            return MigrationResult(before, before, [])
-        copy = backup_sqlite(db.path, label=_backup_label(before)) if backup and db.path is not None else None
-        done: list[str] = []
+            return MigrationResult(before, before, done, copy)
+        if copy is None and backup and db.path is not None:
+            copy = backup_sqlite(db.path, label=_backup_label(before))
         for name, up, _down in plan:
             log.info("migrating: %s", name)
             s.step(up)

@@ -12,7 +12,7 @@ private scope of that name; we keep that order. Unlike upstream, a tag is unique
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, select, tuple_
@@ -28,7 +28,7 @@ from cc_core.db.errors import (
     TagNotFoundError,
 )
 from cc_core.db.filters import visibility
-from cc_core.schema.job import Tag
+from cc_core.schema.job import MonitoringStatus, Tag
 
 GLOBAL = "global"
 ADMIN = "admin"
@@ -187,6 +187,27 @@ class TagRepository:
     def __init__(self, db: Any) -> None:
         self.db = db
         self.dialect: str = db.dialect
+        # Called after a commit that deleted tags, with the db ids of the archived jobs that carried
+        # them: their archived meta.json still lists the tags (the server rewrites it in the background).
+        self.on_deleted: list[Callable[[list[int]], None]] = []
+
+    def _archived_jobs_with(self, conn: Connection, tag_ids: Sequence[int]) -> list[int]:
+        rows = conn.execute(
+            select(T.jobtag.c.job_id)
+            .distinct()
+            .join(T.job, T.job.c.id == T.jobtag.c.job_id)
+            .where(
+                T.jobtag.c.tag_id.in_(list(tag_ids)),
+                T.job.c.monitoring_status == int(MonitoringStatus.ARCHIVING_SUCCESSFUL),
+                T.job.c.job_state != "running",
+            )
+        )
+        return [r[0] for r in rows]
+
+    def _notify_deleted(self, job_ids: list[int]) -> None:
+        if job_ids:
+            for listener in self.on_deleted:
+                listener(job_ids)
 
     # ------------------------------------------------------------------ reads
 
@@ -357,18 +378,22 @@ class TagRepository:
     async def delete(self, user: User, tag_ids: Sequence[int]) -> list[int]:
         """Delete tags and all their links (GraphQL ``removeTagFromList``); the ids deleted."""
 
-        def run(conn: Connection) -> list[int]:
+        def run(conn: Connection) -> tuple[list[int], list[int]]:
             tags = self._tags_by_id(conn, tag_ids)
             for t in tags:
                 if not can_delete(user, t.scope):
                     raise PermissionDeniedError(f"not allowed to delete tag {t.id} of scope {t.scope!r}")
             ids = [t.id for t in tags if t.id is not None]
+            jobs: list[int] = []
             if ids:
+                jobs = self._archived_jobs_with(conn, ids)
                 conn.execute(delete(T.jobtag).where(T.jobtag.c.tag_id.in_(ids)))
                 conn.execute(delete(T.tag).where(T.tag.c.id.in_(ids)))
-            return ids
+            return ids, jobs
 
-        return await self.db.write(run)
+        ids, jobs = await self.db.write(run)
+        self._notify_deleted(jobs)
+        return ids  # type: ignore[no-any-return]
 
     async def delete_by_key(self, user: User, specs: Sequence[Tag]) -> int:
         """Delete tags by (type, name, scope) (REST DELETE ``/api/tags/``): global/admin scopes only.
@@ -376,8 +401,9 @@ class TagRepository:
         Returns how many were deleted; private-scope and unknown tags count as not deleted.
         """
 
-        def run(conn: Connection) -> int:
+        def run(conn: Connection) -> tuple[int, list[int]]:
             n = 0
+            jobs: set[int] = set()
             for s in specs:
                 scope = _scope(s.scope)
                 if scope not in (GLOBAL, ADMIN):
@@ -390,12 +416,15 @@ class TagRepository:
                 ).scalar()
                 if tid is None:
                     continue
+                jobs.update(self._archived_jobs_with(conn, [tid]))
                 conn.execute(delete(T.jobtag).where(T.jobtag.c.tag_id == tid))
                 conn.execute(delete(T.tag).where(T.tag.c.id == tid))
                 n += 1
-            return n
+            return n, sorted(jobs)
 
-        return await self.db.write(run)
+        n, jobs = await self.db.write(run)
+        self._notify_deleted(jobs)
+        return n  # type: ignore[no-any-return]
 
     def _tags_by_id(self, conn: Connection, tag_ids: Sequence[int]) -> list[Tag]:
         ids: list[int] = []

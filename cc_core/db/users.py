@@ -149,6 +149,24 @@ class UserRepository:
     def get_sync(self, username: str) -> StoredUser | None:
         return self.db.read_sync(lambda c: self._get(c, username))
 
+    async def get_many(self, usernames: Sequence[str]) -> dict[str, StoredUser]:
+        """The users of ``usernames`` that exist, by name, in one query (a page of jobs resolves the
+        display names of all its users at once). Chunked below SQLite's bound-parameter limit."""
+        names = sorted(set(usernames))
+
+        def run(conn: Connection) -> dict[str, StoredUser]:
+            out: dict[str, StoredUser] = {}
+            for i in range(0, len(names), 500):
+                chunk = names[i : i + 500]
+                for row in conn.execute(select(*self._cols()).where(T.hpc_user.c.username.in_(chunk))):
+                    user = _row_user(row)
+                    out[user.username] = user
+            return out
+
+        if not names:
+            return {}
+        return await self.db.read(run)
+
     async def list(self, *, not_just_user: bool = False) -> list[StoredUser]:
         """All users; ``not_just_user`` leaves out those whose roles are exactly ``[user]`` or none."""
 

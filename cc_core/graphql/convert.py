@@ -328,6 +328,20 @@ def metric_histogram_specs(
     return out
 
 
+def live_metric_bins(values: np.ndarray, peak: float, bins: int) -> list[tuple[int, int, int, int]]:
+    """``(bin, count, min, max)`` of running jobs' averages, as upstream bins them: integer bin width
+    ``int(peak) // bins``, bin ``b`` (from 1) holding the averages whose integer part is in
+    ``[width·(b-1), width·b)``; NaN (no data) and values at or beyond the last edge are not counted."""
+    width = int(peak) // bins
+    finite = np.asarray(values, dtype=np.float64)
+    finite = np.trunc(finite[np.isfinite(finite)])
+    out = []
+    for b in range(1, bins + 1):
+        lo, hi = width * (b - 1), width * b
+        out.append((b, int(np.count_nonzero((finite >= lo) & (finite < hi))), lo, hi))
+    return out
+
+
 # ------------------------------------------------------------------------------------------ analysis
 
 

@@ -13,7 +13,6 @@ Two mechanisms, both kept in the request context's ``cache``:
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from typing import Any
 
@@ -48,10 +47,9 @@ async def _tags_for(context: GraphQLContext, ids: list[int]) -> list[list[Any]]:
 
 
 async def _users_for(context: GraphQLContext, names: Sequence[str]) -> dict[str, Any]:
-    """Users by name. The repository has no batch lookup; the page's distinct names go concurrently."""
-    repo = context.services.require("users")
-    found = await asyncio.gather(*(repo.get(n) for n in names))
-    return dict(zip(names, found, strict=True))
+    """Users by name (None for a name without a user row): one ``get_many`` query for all ``names``."""
+    found = await context.services.require("users").get_many(names)
+    return {n: found.get(n) for n in names}
 
 
 def job_tags(context: GraphQLContext, job: Any) -> Any:

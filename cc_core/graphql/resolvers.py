@@ -19,7 +19,7 @@ from strawberry import ID, UNSET
 
 from cc_core.graphql import convert
 from cc_core.graphql import types as t
-from cc_core.graphql.errors import Forbidden, InvalidInput, NotFound, TooManyJobs
+from cc_core.graphql.errors import Forbidden, InvalidInput, NotFound, ServiceUnavailable, TooManyJobs
 from cc_core.graphql.loaders import prefetch_job_fields
 from cc_core.graphql.scalars import MetricScope, Time
 from cc_core.graphql.services import GraphQLContext
@@ -34,6 +34,8 @@ log = logging.getLogger("cc_core.graphql")
 
 # Monitoring states whose jobs have no usable metric data (disabled, archiving failed).
 _NO_METRICS = (0, 2)
+# Upstream's cap on the running jobs whose live averages make `histMetrics` (filter state = running).
+RUNNING_HISTOGRAM_MAX_JOBS = 5000
 _HISTOGRAM_FIELDS = frozenset({"histDuration", "histNumNodes", "histNumCores", "histNumAccs"})
 
 
@@ -347,6 +349,7 @@ async def jobs_statistics(
             MetricHistogramSpec(metric=m, peak=peak, stat=stat, unit=unit)
             for m, peak, stat, unit in convert.metric_histogram_specs(metrics, catalog.clusters(), cluster)  # type: ignore[arg-type]
         ]
+    live = bool(specs) and _running_only(filters)
     rows = await ctx.services.require("stats").jobs_statistics(
         ctx.user,
         filters,
@@ -355,10 +358,56 @@ async def jobs_statistics(
         sort_by=sort_by.value if convert.is_given(sort_by) else None,  # type: ignore[union-attr]
         page=convert.page_request(page, default=None),
         num_duration_bins=_optional(num_duration_bins) or "1h",
-        metrics=specs,
+        metrics=[] if live else specs,
         num_metric_bins=_optional(num_metric_bins),
     )
-    return list(rows)
+    rows = list(rows)
+    if live and rows:
+        rows[0].hist_metrics = await _running_metric_histograms(
+            ctx, filters, specs, _optional(num_metric_bins)
+        )
+    return rows
+
+
+def _running_only(filters: Sequence[Any]) -> bool:
+    """Upstream's switch to live data: some filter asks for exactly the state ``running``."""
+    return any(f.state is not None and [str(s) for s in f.state] == ["running"] for f in filters)
+
+
+async def _running_metric_histograms(
+    ctx: GraphQLContext, filters: Sequence[Any], specs: Sequence[Any], num_bins: int | None
+) -> list[Any]:
+    """``histMetrics`` of running jobs: running jobs have no footprint yet, so (as upstream) each job's
+    average comes from its metric backend, for at most `RUNNING_HISTOGRAM_MAX_JOBS` jobs, and is
+    counted into ``bins`` integer-width bins from 0 to the metric's peak. ``stat`` stays null, as
+    upstream leaves it (the values are averages, not a footprint statistic)."""
+    from cc_core.db.stats import DEFAULT_METRIC_BINS, MetricHistoPoint, MetricHistoPoints
+
+    bins = DEFAULT_METRIC_BINS if num_bins is None else int(num_bins)
+    if bins < 1:
+        raise InvalidInput("numMetricBins must be ≥ 1")
+    limit = RUNNING_HISTOGRAM_MAX_JOBS
+    page = await ctx.services.require("jobs").list(
+        ctx.user, filters, convert.page_request(None, default=(limit + 1, 1)), None, count=False
+    )
+    if len(page.items) > limit:
+        raise TooManyJobs(
+            f"too many running jobs matched for metric histograms (max: {limit}); narrow the filter"
+        )
+    found = [j for j in page.items if j.monitoring_status not in _NO_METRICS]
+    averages = await ctx.services.require("metrics").load_averages(found, [s.metric for s in specs])
+    return [
+        MetricHistoPoints(
+            metric=spec.metric,
+            unit=spec.unit,
+            stat=None,
+            data=[
+                MetricHistoPoint(bin=b, count=n, min=lo, max=hi)
+                for b, n, lo, hi in convert.live_metric_bins(values, spec.peak, bins)
+            ],
+        )
+        for spec, values in zip(specs, averages, strict=True)
+    ]
 
 
 async def jobs_metric_stats(
@@ -593,16 +642,37 @@ async def _checked_tags(ctx: GraphQLContext, raw_ids: Sequence[Any], allowed: An
     return ids
 
 
+async def _sync_archive(ctx: GraphQLContext, job_id: int) -> None:
+    """After a tag change: the archived job's meta.json carries the new tags (upstream does the same)."""
+    sync = ctx.services.archive_meta
+    if sync is None:
+        return
+    job = await ctx.services.require("jobs").find_by_id(ctx.user, job_id, with_metadata=False)
+    try:
+        await sync(job)
+    except Exception as e:
+        log.error("job %s: tags changed in the database, but the archive's meta.json was not: %s", job_id, e)
+        raise ServiceUnavailable(
+            f"tags stored in the database, but updating the job archive failed: {e}"
+        ) from None
+
+
 async def add_tags_to_job(info: strawberry.Info, job: ID, tag_ids: list[ID]) -> list[t.Tag]:
     ctx = context(info)
     ids = await _checked_tags(ctx, tag_ids, may_write_tag_scope, "add")
-    return await ctx.services.require("tags").add_to_job(ctx.user, convert.parse_id(job), ids)  # type: ignore[no-any-return]
+    job_id = convert.parse_id(job)
+    tags = await ctx.services.require("tags").add_to_job(ctx.user, job_id, ids)
+    await _sync_archive(ctx, job_id)
+    return tags  # type: ignore[no-any-return]
 
 
 async def remove_tags_from_job(info: strawberry.Info, job: ID, tag_ids: list[ID]) -> list[t.Tag]:
     ctx = context(info)
     ids = await _checked_tags(ctx, tag_ids, may_write_tag_scope, "remove")
-    return await ctx.services.require("tags").remove_from_job(ctx.user, convert.parse_id(job), ids)  # type: ignore[no-any-return]
+    job_id = convert.parse_id(job)
+    tags = await ctx.services.require("tags").remove_from_job(ctx.user, job_id, ids)
+    await _sync_archive(ctx, job_id)
+    return tags  # type: ignore[no-any-return]
 
 
 async def remove_tag_from_list(info: strawberry.Info, tag_ids: list[ID]) -> list[int]:

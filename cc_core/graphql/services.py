@@ -22,7 +22,7 @@ Conventions:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -156,6 +156,10 @@ class UserRepository(Protocol):
     """`cc_core.db.UserRepository` (``Database.users``): ``get`` returns ``username``/``name``/``email``."""
 
     async def get(self, username: str) -> Any: ...
+
+    async def get_many(self, usernames: Sequence[str]) -> Mapping[str, Any]:
+        """The existing users among ``usernames``, by name, in one query."""
+        ...
 
 
 @runtime_checkable
@@ -313,6 +317,9 @@ class GraphQLServices:
     node_list: NodeLister | None = None
     metrics: MetricDispatcher | None = None
     clusters: ClusterCatalog | None = None
+    # Rewrites an archived job's meta.json after its tags changed (`cc_core.lifecycle.sync_archive_meta`);
+    # upstream updates the archive in addTagsToJob/removeTagsFromJob. None: no archive to keep in sync.
+    archive_meta: Callable[[Job], Awaitable[None]] | None = None
     settings: GraphQLSettings = field(default_factory=GraphQLSettings)
 
     @classmethod

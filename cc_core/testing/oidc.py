@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import threading
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -68,9 +70,19 @@ class OIDCProvider:
             self.set_user(sub, claims)
 
 
-@pytest.fixture(scope="session")
-def oidc_provider() -> Iterator[OIDCProvider]:
-    """Serve oidc-provider-mock on 127.0.0.1 (its own helper binds "localhost"), users alice and admin."""
+@contextlib.contextmanager
+def serve_oidc_provider(
+    users: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    token_max_age: timedelta | None = None,
+    port: int = 0,
+) -> Iterator[OIDCProvider]:
+    """Serve oidc-provider-mock on 127.0.0.1 (its own helper binds "localhost") until the block ends.
+
+    ``users`` defaults to `DEFAULT_USERS`; ``token_max_age`` is the lifetime of the access and ID tokens
+    it issues (default one hour; a negative value makes every token arrive already expired); ``port``
+    0 picks a free one.
+    """
     require_module(SERVICE, "oidc_provider_mock", "oidc-provider-mock")
     import werkzeug.serving
 
@@ -83,18 +95,29 @@ def oidc_provider() -> Iterator[OIDCProvider]:
         import oidc_provider_mock
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    users = copy.deepcopy(DEFAULT_USERS)
+    claims = copy.deepcopy(dict(users if users is not None else DEFAULT_USERS))
+    options: dict[str, Any] = {}
+    if token_max_age is not None:
+        options["access_token_max_age"] = token_max_age
     app = oidc_provider_mock.app(
         require_nonce=True,
-        user_claims=[oidc_provider_mock.User(sub=sub, claims=claims) for sub, claims in users.items()],
+        user_claims=[oidc_provider_mock.User(sub=sub, claims=dict(c)) for sub, c in claims.items()],
+        **options,
     )
-    server = werkzeug.serving.make_server(HOST, 0, app, threaded=True)
+    server = werkzeug.serving.make_server(HOST, port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="oidc-provider-mock", daemon=True)
     thread.start()
     try:
         wait_for(lambda: tcp_open(server.server_port), timeout=10, what="OIDC provider")
-        yield OIDCProvider(issuer=f"http://{HOST}:{server.server_port}", users=users, _server=server)
+        yield OIDCProvider(issuer=f"http://{HOST}:{server.server_port}", users=claims, _server=server)
     finally:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+@pytest.fixture(scope="session")
+def oidc_provider() -> Iterator[OIDCProvider]:
+    """A provider for the whole session with the users alice and admin (`serve_oidc_provider`)."""
+    with serve_oidc_provider() as provider:
+        yield provider

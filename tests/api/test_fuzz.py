@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -114,7 +113,6 @@ def test_fuzz_every_operation(fuzz_site: ApiSite) -> None:
     cookies = {"session": fuzz_site.session(["admin"], "root")}
     failures: list[str] = []
     calls = 0
-    started = time.monotonic()
 
     def fuzz(operation: Any, mode: GenerationMode, n: int) -> None:
         key = (operation.method.upper(), operation.path)
@@ -152,10 +150,8 @@ def test_fuzz_every_operation(fuzz_site: ApiSite) -> None:
         for mode, n in EXAMPLES.items():
             fuzz(operation, mode, n)
 
-    elapsed = time.monotonic() - started
     assert calls > 500, calls
     assert not failures, "\n".join(failures[:30])
-    assert elapsed < 90, f"fuzzing took {elapsed:.0f} s"
 
 
 def test_oversized_bodies_are_413_and_change_nothing(tmp_path: Path) -> None:

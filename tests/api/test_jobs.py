@@ -254,6 +254,29 @@ def test_edit_meta_and_tags_of_an_archived_job_rewrite_the_archive(fresh: ApiSit
     assert [(t["type"], t["name"]) for t in meta["tags"]] == [("review", "ok")]
 
 
+def test_deleting_a_tag_removes_it_from_archived_meta_json(fresh: ApiSite) -> None:
+    """DELETE /api/tags/ deletes the tag's job links; archived jobs' meta.json must not keep listing it."""
+    import time
+
+    c = fresh.api()
+    tags = [{"type": "review", "name": "drop-me"}, {"type": "review", "name": "keep-me"}]
+    db_id = _start(fresh, job_id=15, start=1_700_000_000, tags=tags)
+    c.post("/api/jobs/stop_job/", json={"jobId": 15, "cluster": "fritz", "stopTime": 1_700_000_600})
+    _wait_archived(fresh, db_id)
+    meta_file = next((fresh.root / "archive" / "fritz").glob("0/015/*/meta.json"))
+
+    def archived_tags() -> list[str]:
+        return sorted(t["name"] for t in json.loads(meta_file.read_text()).get("tags") or [])
+
+    assert archived_tags() == ["drop-me", "keep-me"]
+    r = c.request("DELETE", "/api/tags/", json=[{"type": "review", "name": "drop-me", "scope": "global"}])
+    assert r.status_code == 200 and r.text.startswith("Deleted Tags from DB: 1 successfull of 1")
+    deadline = time.monotonic() + 10
+    while archived_tags() != ["keep-me"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert archived_tags() == ["keep-me"]
+
+
 def _wait_archived(site: ApiSite, db_id: int, timeout: float = 20) -> None:
     import time
 

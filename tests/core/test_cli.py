@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cc_core.auth.jwt_tokens import load_private_key, load_public_key
 from cc_core.cli import build_cli
-from cc_core.cli.unavailable import PENDING
+from cc_core.cli.unavailable import FROM_PLUGINS, PENDING
 
 ROOT = Path(__file__).resolve().parents[2]
 UPSTREAM_FLAGS = [
@@ -170,6 +170,31 @@ def test_pending_commands_say_so(name: str) -> None:
     code, _, err = run(name)
     assert code == 2
     assert "not available yet" in err
+
+
+def test_plugin_placeholder_names_the_extra() -> None:
+    """Without its plugin a plugin's command says which extra to install (the core's placeholder)."""
+    import click
+
+    from cc_core.cli.unavailable import COMMANDS
+
+    placeholders = {c.name: c for c in COMMANDS if getattr(c, "_cc_placeholder", False)}
+    assert set(placeholders) == set(FROM_PLUGINS)
+    group = click.Group(commands=list(placeholders.values()))
+    result = CliRunner().invoke(group, ["cleanup-checkpoints"])
+    assert result.exit_code == 2
+    assert 'pip install "clustercockpit[ccms]"' in result.output
+
+
+def test_plugin_command_replaces_its_placeholder() -> None:
+    """With metric-ccms installed, `cleanup-checkpoints` is the plugin's command, not the placeholder."""
+    from cc_core.cli import add_plugin_commands, build_cli
+
+    group = build_cli()
+    add_plugin_commands(group)
+    cmd = group.commands["cleanup-checkpoints"]
+    assert not getattr(cmd, "_cc_placeholder", False)
+    assert cmd._cc_distribution == "clustercockpit-metric-ccms"
 
 
 def _free_port() -> int:

@@ -214,6 +214,28 @@ def test_serving_refuses_other_versions(
         assert not schema_version(db).is_current
 
 
+def test_force_clears_the_dirty_flag_then_migrates(tmp_path: Path) -> None:
+    """Upstream's -force-db: `migrate-db --force` declares a dirty schema clean (backup first)."""
+    from cc_core.db import migrate
+
+    path = tmp_path / "job.db"
+    initialise_database(path)
+    _stamp(path, dirty=1, ours=CURRENT_VERSION - 1)
+    with Database(path, check_version=False) as db:
+        with pytest.raises(SchemaDirtyError):
+            migrate(db)  # without force: refused, nothing changed
+        assert schema_version(db).dirty
+        result = migrate(db, force=True)
+        assert result.steps[0] == "force upstream version 11 (dirty flag cleared)"
+        assert len(result.steps) == 2 and result.after.is_current
+        assert result.backup is not None and "dirty" in result.backup.name
+    backup = sqlite3.connect(result.backup)
+    assert backup.execute("SELECT version, dirty FROM schema_migrations").fetchall() == [(11, 1)]
+    backup.close()
+    with Database(path) as db:  # servable now
+        assert schema_version(db).is_current
+
+
 def test_foreign_database_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "other.db"
     conn = sqlite3.connect(path)

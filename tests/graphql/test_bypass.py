@@ -184,3 +184,59 @@ def test_roofline_heatmap_and_footprints_bypass_equal_naive_path() -> None:
 def test_encoder_refuses_unknown_objects() -> None:
     with pytest.raises(TypeError, match="cannot encode"):
         encode_response({"x": object()})
+
+
+# ------------------------------------------------------------------------------------ lists of objects
+
+
+def _both(query: str, context_factory: Any) -> tuple[Any, Any]:
+    """(fast, naive) results — data and error messages/paths — of the same query and services."""
+
+    def run(executor: type) -> Any:
+        async def go() -> Any:
+            result = execute(
+                schema._schema, parse(query), context_value=context_factory(), executor_class=executor
+            )
+            return await result if hasattr(result, "__await__") else result
+
+        result = asyncio.run(go())
+        errors = [(e.message, e.path) for e in result.errors or []]
+        return encode_response(result.data), errors
+
+    return run(SeriesExecutor), run(StrawberryGraphQLCoreExecutionContext)
+
+
+OBJECT_LIST_QUERY = """
+{ jobs { items { __typename id jobId user project startTime state numHWThreads SMT energy
+  resources { hostname hwthreads } footprint { name stat value } energyFootprint { hardware value } metaData
+  alias: cluster tags { name } } } }
+"""
+
+
+def test_object_lists_complete_like_graphql_core() -> None:
+    jobs = [make_job(id=i, job_id=100 + i, energy=i * 0.5, tags=[]) for i in range(1, 6)]
+    fast, naive = _both(OBJECT_LIST_QUERY, lambda: context_for(jobs=FakeJobs(*jobs)))
+    assert fast == naive and not fast[1]
+    assert b'"alias":"fritz"' in fast[0] and b'"__typename":"Job"' in fast[0]
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {"project": None},  # null in a non-null field: the error and its path come from graphql-core
+        {"job_id": 2**40},  # an Int out of range
+        {"energy": math.nan},  # a Float that is not finite
+        {"tags": None},  # tags not loaded with the page: the DataLoader (an awaitable) answers
+        {"smt": "two"},  # an Int field holding text
+    ],
+)
+def test_object_lists_fall_back_where_graphql_core_differs(broken: dict[str, Any]) -> None:
+    jobs = [make_job(id=1, tags=[]), make_job(id=2, **{"tags": [], **broken}), make_job(id=3, tags=[])]
+
+    class _Tags:
+        async def of_jobs(self, user: Any, ids: list[int]) -> dict[int, list[Any]]:
+            return {i: [] for i in ids}
+
+    fast, naive = _both(OBJECT_LIST_QUERY, lambda: context_for(jobs=FakeJobs(*jobs), tags=_Tags()))
+    assert fast == naive
+    assert bool(naive[1]) == ("tags" not in broken), naive[1]  # the bad values really are errors

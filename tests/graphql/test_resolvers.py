@@ -165,13 +165,13 @@ class _Tags:
 
 class _Users:
     def __init__(self) -> None:
-        self.asked: list[str] = []
+        self.asked: list[list[str]] = []
 
-    async def get(self, username: str) -> Any:
+    async def get_many(self, usernames: list[str]) -> dict[str, Any]:
         from cc_core.db import StoredUser
 
-        self.asked.append(username)
-        return StoredUser(username=username, name=username.title(), email=f"{username}@example.org")
+        self.asked.append(sorted(usernames))
+        return {u: StoredUser(username=u, name=u.title(), email=f"{u}@example.org") for u in usernames}
 
 
 def test_tags_and_users_of_a_job_list_come_in_batches(engine: GraphQLEngine) -> None:
@@ -184,7 +184,7 @@ def test_tags_and_users_of_a_job_list_come_in_batches(engine: GraphQLEngine) -> 
     assert [i["tags"] for i in items] == [[{"name": f"t{i}"}] for i in range(1, 5)]
     assert tags.calls == [[1, 2, 3, 4]]
     assert items[0]["userData"] == {"name": "Bob", "email": "bob@example.org"}
-    assert sorted(users.asked) == ["alice", "bob"]  # each distinct user once
+    assert users.asked == [["alice", "bob"]]  # one batch, each distinct user once
     tagged = FakeJobs(make_job(id=1, tags=[Tag(type="app", name="vasp", id=3)]))
     _status, body = run(engine, "{ jobs { items { tags { name } } } }", context_for(jobs=tagged, tags=tags))
     assert body["data"]["jobs"]["items"][0]["tags"] == [{"name": "vasp"}]  # loaded with the page

@@ -2,7 +2,7 @@
 
 Kinds: ``cc-metric-store-internal`` (the ``metric-store`` section) and ``cc-metric-store``
 (``metric-store-external`` entries). Routes: ``/api/write``, ``/api/free``, ``/api/debug`` when the
-embedded store is configured. Command: ``clustercockpit metric-store serve``. Importing this module is
+embedded store is configured. Commands: ``clustercockpit metric-store serve``, ``clustercockpit cleanup-checkpoints``. Importing this module is
 cheap; backends, routes and commands load when their hook is called.
 """
 
@@ -40,6 +40,8 @@ def litestar_plugins(context):  # type: ignore[no-untyped-def]
 
 @hookimpl
 def register_cli_commands(cli):  # type: ignore[no-untyped-def]
+    from cc_metric_ccms.cleanup_cli import cleanup_checkpoints
     from cc_metric_ccms.server import metric_store_group
 
     cli.add_command(metric_store_group)
+    cli.add_command(cleanup_checkpoints)

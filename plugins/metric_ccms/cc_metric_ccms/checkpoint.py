@@ -420,27 +420,3 @@ def _load_host(
             t0 = int(recent.min())
             rep.earliest_wal_ts = t0 if rep.earliest_wal_ts is None else min(rep.earliest_wal_ts, t0)
         rep.samples += replay_wal(store, cluster, host, contents, since)
-
-
-def remove_old_files(root: Path, before: int) -> int:
-    """Delete snapshot files whose name (window start) is older than ``before`` and that are not the
-    newest of their host (upstream's cleanup ``delete`` mode). Returns files deleted."""
-    n = 0
-    root = Path(root)
-    if not root.is_dir():
-        return 0
-    for cdir in root.iterdir():
-        if not cdir.is_dir():
-            continue
-        for hdir in cdir.iterdir():
-            if not hdir.is_dir():
-                continue
-            stamped = sorted(
-                (ts, p) for p in hdir.iterdir() if p.is_file() and (ts := _file_ts(p.name)) is not None
-            )
-            keep = set(select_files([p.name for _, p in stamped], before))
-            for _ts, p in stamped:
-                if p.name not in keep:
-                    p.unlink(missing_ok=True)
-                    n += 1
-    return n

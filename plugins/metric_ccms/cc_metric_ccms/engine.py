@@ -29,7 +29,8 @@ from typing import Any
 
 from cc_core.config import parse_duration
 
-from .checkpoint import LoadReport, load_directory, remove_old_files, write_snapshots
+from .checkpoint import LoadReport, load_directory, write_snapshots
+from .cleanup import CleanupReport, archive_old, delete_old
 from .config import InternalStoreConfig
 from .lineprotocol import IngestResult, LineProtocolDecoder
 from .store import MetricInfo, MetricStore, metrics_from_clusters
@@ -64,6 +65,7 @@ class MetricStoreEngine:
         if base_dir is not None and not directory.is_absolute():
             directory = Path(base_dir) / directory
         self.directory = directory
+        self.base_dir = base_dir
         self.file_format = config.checkpoints.file_format
         if self.file_format not in ("wal", "json"):  # "avro": upstream's retired format
             log.warning("metric store: checkpoint format %r is not supported, using 'wal'", self.file_format)
@@ -169,13 +171,28 @@ class MetricStoreEngine:
             self.store.dirty_since = None
         return n
 
-    def cleanup(self, now: int | None = None) -> int:
-        """Delete checkpoint files older than the retention window (upstream cleanup ``delete``)."""
+    @property
+    def cleanup_directory(self) -> Path:
+        """Where ``archive`` mode writes Parquet files (``cleanup.directory``, relative to the site)."""
+        d = Path(self.config.cleanup.directory or "./var/checkpoints-archive")
+        return d if d.is_absolute() or self.base_dir is None else Path(self.base_dir) / d
+
+    def cleanup(self, now: int | None = None) -> CleanupReport:
+        """Delete, or archive to Parquet, checkpoint files older than the retention window."""
         now = int(self.clock()) if now is None else now
-        if self.config.cleanup.mode != "delete" or not self.retention:
-            return 0
+        if not self.retention:
+            return CleanupReport()
+        before = now - int(self.retention)
         with self.lock:
-            return remove_old_files(self.directory, now - int(self.retention))
+            if self.config.cleanup.mode == "archive":
+                rep = archive_old(self.directory, self.cleanup_directory, before)
+            else:
+                rep = delete_old(self.directory, before)
+        verb = "archived to Parquet" if self.config.cleanup.mode == "archive" else "deleted"
+        log.info("metric store cleanup: %d checkpoint files %s", rep.files, verb)
+        for err in rep.errors:
+            log.error("metric store cleanup: %s", err)
+        return rep
 
     # ----------------------------------------------------------------------------- maintenance
 
