@@ -90,11 +90,16 @@ async def start_job(services: CoreServices, job: Job, user: User | None) -> Job:
 
     The state is forced to ``running`` and any client-sent ``id`` ignored (upstream); tags in the job
     are attached with ``user``'s scope rights. A job with the same jobId and cluster that started less
-    than 24 h before is a `cc_core.db.DuplicateJobError` (422).
+    than 24 h before is a `cc_core.db.DuplicateJobError` (422). With ``main.enable-job-taggers`` the
+    start taggers then run in the background (`cc_core.taggers.service`).
     """
     job = msgspec.structs.replace(job, job_state="running", id=None)
     job = sanity_checks(job, services.clusters)
-    return await services.db.jobs.start(job, user=user)
+    stored = await services.db.jobs.start(job, user=user)
+    taggers = getattr(services, "taggers", None)
+    if taggers is not None:  # start taggers (app detection) run in the background
+        taggers.on_job_started(stored)
+    return stored
 
 
 async def stop_job(

@@ -30,6 +30,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "cc_core.builtins.auth_local",
     "cc_core.builtins.auth_jwt",
     "cc_core.builtins.tasks",
+    "cc_core.builtins.taggers",
 )
 CORE_DISTRIBUTION = "clustercockpit"
 

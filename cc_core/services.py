@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from cc_core.metrics.dispatcher import MetricDispatcher
     from cc_core.plugins import PluginRegistry
     from cc_core.schema.cluster import Cluster, GlobalMetricListItem
+    from cc_core.taggers.service import TaggerService
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ class CoreServices:
     clusters: ClusterCatalog = field(default_factory=ClusterCatalog)
     metrics: MetricDispatcher | None = None
     archiver: Archiver | None = None
+    taggers: TaggerService | None = None
 
     @classmethod
     def open(cls, config: Config, registry: PluginRegistry, context: PluginContext) -> CoreServices:
@@ -101,6 +103,25 @@ class CoreServices:
         )
         self.archiver = Archiver(self.db, self.archive, self.metrics, self.clusters)
         self.context.services.update(metrics=self.metrics, archiver=self.archiver)
+        self._open_taggers()
+
+    def _open_taggers(self) -> None:
+        """The tagger service: always there for apply-tags and the admin UI; hooked into job start
+        (`cc_core.lifecycle`) and archiving only with ``main.enable-job-taggers``."""
+        from cc_core.taggers.service import TaggerService
+
+        self.taggers = TaggerService(
+            db=self.db,
+            archive=self.archive,
+            registry=self.registry,
+            context=self.context,
+            enabled=self.config.main.enable_job_taggers,
+        )
+        if self.taggers.enabled:
+            self.taggers.problems()  # load the rules now: broken rule files are logged at start-up
+            if self.archiver is not None:
+                self.archiver.on_archived.append(self.taggers.on_job_archived)
+        self.context.services["taggers"] = self.taggers
 
     async def start(self) -> None:
         from cc_core.archive import load_clusters
@@ -121,6 +142,8 @@ class CoreServices:
     async def close(self) -> None:
         if self.archiver is not None:
             await self.archiver.close()
+        if self.taggers is not None:
+            await self.taggers.close()
         if self.metrics is not None:
             await self.metrics.close()
         closer: Any = getattr(self.archive, "close", None)

@@ -4,10 +4,9 @@
 directory), atomically, at most 10,000 characters.
 
 Taggers: ``GET /config/taggers/`` lists the taggers registered through the ``register_taggers`` hook with
-the event they run on; ``POST /config/taggers/run/`` starts one over all finished jobs. Running a tagger
-needs the tagger service (``context.services["taggers"]`` with ``is_running(name)`` and
-``start(name)``), which comes with the tagger subsystem: until a server has one, a run request is a 503
-that says so — never a pretended success.
+the event they run on; ``POST /config/taggers/run/`` starts one over all finished jobs in the background
+through the tagger service (``context.services["taggers"]``, `cc_core.taggers.service.TaggerService`);
+a server built without one answers 503 — never a pretended success.
 """
 
 from __future__ import annotations

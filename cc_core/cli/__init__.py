@@ -56,11 +56,24 @@ def _add_core_commands() -> None:
         reference,
         server,
         setup,
+        taggers,
         tasks,
         unavailable,
     )
 
-    for module in (setup, keys, server, database, archive, importing, reference, tasks, demo, unavailable):
+    for module in (
+        setup,
+        keys,
+        server,
+        database,
+        archive,
+        importing,
+        reference,
+        taggers,
+        tasks,
+        demo,
+        unavailable,
+    ):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -110,10 +110,15 @@ def test_config_user_update_roles_notice_taggers(site: ApiSite) -> None:
     assert notice.read_text() == "Maintenance <b>Friday</b>"
     assert c.post("/config/notice/", data={"new-content": ""}).text == "Empty Notice Content Success"
     assert c.post("/config/notice/", data={"new-content": "x" * 10001}).status_code == 400
-    assert c.get("/config/taggers/").json() == []
+    assert c.get("/config/taggers/").json() == [
+        {"name": "AppTagger", "type": "start", "running": False},
+        {"name": "JobClassTagger", "type": "stop", "running": False},
+    ]
     assert c.post("/config/taggers/run/", data={}).status_code == 400
-    r = c.post("/config/taggers/run/", data={"name": "AppTagger"})
+    r = c.post("/config/taggers/run/", data={"name": "NoSuchTagger"})
     assert r.status_code == 409 and "unknown tagger" in r.json()["error"]
+    r = c.post("/config/taggers/run/", data={"name": "AppTagger"})
+    assert r.status_code == 200 and r.text == "Tagger AppTagger started"
 
 
 def test_frontend_jwt(site: ApiSite) -> None:

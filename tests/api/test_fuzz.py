@@ -28,7 +28,6 @@ EXAMPLES = {GenerationMode.POSITIVE: 20, GenerationMode.NEGATIVE: 20}
 # (method, path) → why a 503 is the honest answer on a test host.
 ALLOWED_503 = {
     ("GET", "/frontend/logs"): "no journalctl in the test environment",
-    ("POST", "/config/taggers/run"): "no tagger service yet",
 }
 # Operations of other subsystems mounted in the same app (they have their own fuzzing).
 OTHERS = ("/api/write", "/api/free", "/api/debug", "/api/healthcheck", "/api/nodestate")

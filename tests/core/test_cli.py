@@ -13,14 +13,13 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cc_core.auth.jwt_tokens import load_private_key, load_public_key
 from cc_core.cli import build_cli
-from cc_core.cli.unavailable import FROM_PLUGINS, PENDING
+from cc_core.cli.unavailable import FROM_PLUGINS
 
 ROOT = Path(__file__).resolve().parents[2]
 UPSTREAM_FLAGS = [
@@ -164,13 +163,6 @@ def test_config_error_is_one_line_not_a_traceback(tmp_path: Path) -> None:
     assert proc.stderr.strip() == (
         f"error: {tmp_path / 'config.json'}: $.main.addr: Expected `str`, got `int`"
     )
-
-
-@pytest.mark.parametrize("name", sorted(PENDING))
-def test_pending_commands_say_so(name: str) -> None:
-    code, _, err = run(name)
-    assert code == 2
-    assert "not available yet" in err
 
 
 def test_plugin_placeholder_names_the_extra() -> None:
