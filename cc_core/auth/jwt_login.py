@@ -35,6 +35,7 @@ from cc_core.auth.jwt_tokens import (
     verify,
     verify_hs,
 )
+from cc_core.auth.provisioning import provision_user
 from cc_core.auth.user import VALID_ROLES, AuthSource, AuthType, User
 from cc_core.config import Config, ConfigError, parse_duration
 
@@ -200,17 +201,11 @@ class JWTLoginAuthenticator:
 
     async def _sync(self, users: Any, user: User) -> None:
         """Upstream's handleTokenUser: add unknown users / update known ones, as configured."""
-        try:
-            existing = await users.get(user.username)
-            if existing is None and self.settings.sync_user_on_login:
-                await users.add_if_not_exists(
-                    user.username,
-                    roles=user.roles,
-                    projects=user.projects,
-                    name=user.name,
-                    auth_source=AuthSource.TOKEN,
-                )
-            elif existing is not None and self.settings.update_user_on_login:
-                await users.update(user.username, name=user.name, roles=user.roles, projects=user.projects)
-        except Exception as e:  # the login itself is valid; a failed sync is logged, as upstream
-            log.error("syncing token user %r into the database failed: %s", user.username, e)
+        await provision_user(
+            users,
+            user,
+            source=AuthSource.TOKEN,
+            add=self.settings.sync_user_on_login,
+            update=self.settings.update_user_on_login,
+            what="token",
+        )

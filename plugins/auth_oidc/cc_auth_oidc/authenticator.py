@@ -19,6 +19,7 @@ from cc_auth_oidc.claims import user_from_claims
 from cc_auth_oidc.config import OidcConfig
 from cc_auth_oidc.provider import AuthRequest, OpenIDProvider
 from cc_core.auth.errors import LoginError
+from cc_core.auth.provisioning import provision_user
 from cc_core.auth.user import AuthSource, User
 from cc_core.config import ConfigError
 
@@ -69,21 +70,11 @@ class OidcAuthenticator:
 
     async def _sync(self, user: User) -> None:
         """Add unknown users (``sync-user-on-login``) / update known ones (``update-user-on-login``)."""
-        users = self._context.services["db"].users
-        try:
-            existing = await users.get(user.username)
-            if existing is None and self.settings.sync_user_on_login:
-                await users.add_if_not_exists(
-                    user.username,
-                    roles=user.roles,
-                    projects=user.projects,
-                    name=user.name,
-                    auth_source=AuthSource.OIDC,
-                )
-                log.info("OIDC login: added user %r (roles %s)", user.username, ",".join(user.roles))
-            elif existing is not None and self.settings.update_user_on_login:
-                await users.update(
-                    user.username, name=user.name, email=user.email, roles=user.roles, projects=user.projects
-                )
-        except Exception as e:  # the login itself is valid; a failed sync is logged, as upstream does
-            log.error("syncing OIDC user %r into the database failed: %s", user.username, e)
+        await provision_user(
+            self._context.services["db"].users,
+            user,
+            source=AuthSource.OIDC,
+            add=self.settings.sync_user_on_login,
+            update=self.settings.update_user_on_login,
+            what="OIDC",
+        )
