@@ -19,8 +19,9 @@ status 1 — the server stopped before archiving them — are queued again.
 
 Several replicas on one database: before step 1 the worker claims the job (`cc_core.metrics.claims`),
 so each stopped job is archived by one replica only; a job claimed elsewhere is skipped. Every
-``sweep_interval`` seconds the archiver queues stopped jobs at status 1 that nobody holds a live claim
-on, which picks up the jobs of a replica that died (after its claim expired).
+``sweep_interval`` seconds (PostgreSQL: 60 s by default; SQLite: at start-up only) the archiver queues
+stopped jobs at status 1 that nobody holds a live claim on, which picks up the jobs of a replica that
+died (after its claim expired).
 """
 
 from __future__ import annotations
@@ -125,7 +126,7 @@ class Archiver:
         drain_timeout: float = 60.0,
         holder: str | None = None,
         claim_ttl: float | None = None,
-        sweep_interval: float = 60.0,
+        sweep_interval: float | None = None,
     ) -> None:
         from cc_core.metrics.claims import DEFAULT_TTL, ArchiveClaims
         from cc_core.tasks.lease import default_holder
@@ -141,6 +142,10 @@ class Archiver:
         self.failed = 0
         self.skipped = 0
         self.claims = ArchiveClaims(db, holder or default_holder(), ttl=claim_ttl or DEFAULT_TTL)
+        # The sweep scans the job table for status 1 (no index): periodic only where replicas can share
+        # the database (PostgreSQL); an SQLite site has one server, which sweeps at start-up only.
+        if sweep_interval is None:
+            sweep_interval = 0.0 if db.is_sqlite else 60.0
         self.sweep_interval = sweep_interval
         self._queued: set[int] = set()
         self._sweeper: asyncio.Task[None] | None = None
