@@ -101,7 +101,7 @@ class CoreServices:
         self.metrics = MetricDispatcher.from_config(
             self.config, self.registry, self.context, archive=self.archive, clusters=self.clusters
         )
-        self.archiver = Archiver(self.db, self.archive, self.metrics, self.clusters)
+        self.archiver = Archiver(self.db, self.archive, self.metrics, self.clusters, **_archiver_tuning())
         self.context.services.update(metrics=self.metrics, archiver=self.archiver)
         self._open_taggers()
 
@@ -150,3 +150,18 @@ class CoreServices:
         if closer is not None:
             await closer()
         await self.db.close()
+
+
+def _archiver_tuning() -> dict[str, float]:
+    """Replica settings of the archiver from the environment (seconds; docs/deployment.md)."""
+    import os
+
+    out: dict[str, float] = {}
+    for env, key in (("CC_ARCHIVE_CLAIM_TTL", "claim_ttl"), ("CC_ARCHIVE_SWEEP_INTERVAL", "sweep_interval")):
+        text = os.environ.get(env, "").strip()
+        if text:
+            try:
+                out[key] = float(text)
+            except ValueError:
+                raise ValueError(f"{env}={text!r}: expected a number of seconds") from None
+    return out

@@ -40,14 +40,33 @@ def _database(ctx: click.Context, *, check_version: bool) -> Iterator[Database]:
     help="Upstream -force-db: clear cc-backend's 'dirty' schema flag (after a failed upstream migration "
     "you have checked by hand), then migrate.",
 )
+@click.option(
+    "--to",
+    "to_url",
+    metavar="postgresql://…",
+    help="Instead: copy the (current) SQLite database into this empty PostgreSQL database.",
+)
 @click.pass_context
-def migrate_db(ctx: click.Context, no_backup: bool, force: bool) -> None:
+def migrate_db(ctx: click.Context, no_backup: bool, force: bool, to_url: str | None) -> None:
     """Migrate the database to the current schema (upstream -migrate-db); SQLite is backed up first.
 
-    Accepts cc-backend databases at schema version 10 or 11.
+    Accepts cc-backend databases at schema version 10 or 11. With ``--to postgresql://…`` the SQLite
+    database (run plain ``migrate-db`` first if it is older) is copied into an empty PostgreSQL database.
     """
-    from cc_core.db import migrate
+    from cc_core.db import DBError, migrate
 
+    if to_url is not None:
+        from cc_core.db.copy import copy_database
+
+        with _database(ctx, check_version=True) as db:
+            try:
+                result = copy_database(
+                    db, to_url, progress=lambda t, n: click.echo(f"copied: {t} ({n} rows)")
+                )
+            except DBError as e:
+                raise click.ClickException(str(e)) from None
+            click.echo(f"{db}: {result.total} rows copied to PostgreSQL, row counts verified")
+        return
     with _database(ctx, check_version=False) as db:
         result = migrate(db, backup=not no_backup, force=force)
         if result.backup is not None:

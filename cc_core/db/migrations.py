@@ -459,6 +459,16 @@ def m5_task_runs_down(ctx: MigrationContext) -> None:
     ctx.execute("DROP TABLE IF EXISTS cc_task_run")
 
 
+def m6_archive_claims_up(ctx: MigrationContext) -> None:
+    """``cc_archive_claim``: replicas sharing a database archive each stopped job once."""
+    if "cc_archive_claim" not in ctx.table_names():
+        ctx.execute(ctx.create_table_sql(T.archive_claim))
+
+
+def m6_archive_claims_down(ctx: MigrationContext) -> None:
+    ctx.execute("DROP TABLE IF EXISTS cc_archive_claim")
+
+
 @dataclass(frozen=True, slots=True)
 class Migration:
     version: int
@@ -473,6 +483,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "job-table-constraints", m3_job_constraints_up, m3_job_constraints_down),
     Migration(4, "index-set", m4_index_set_up, m4_index_set_down),
     Migration(5, "task-runs", m5_task_runs_up, m5_task_runs_down),
+    Migration(6, "archive-claims", m6_archive_claims_up, m6_archive_claims_down),
 )
 CURRENT_VERSION = MIGRATIONS[-1].version
 

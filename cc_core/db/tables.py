@@ -258,6 +258,21 @@ class TaskRunRow(_Base, table=True):
     message: str | None = Field(default=None, sa_column=Column("message", Text))
 
 
+class ArchiveClaimRow(_Base, table=True):
+    """Ours (migration 6): which replica is archiving a stopped job, until when (`cc_core.metrics.claims`).
+
+    A row exists only while a job is being archived; a replica that dies leaves its row behind, and
+    once ``expires_ms`` has passed another replica may take the claim over. No foreign key: the row is
+    short-lived and a deleted job's leftover claim is harmless (nothing selects it).
+    """
+
+    __tablename__ = "cc_archive_claim"
+
+    job_id: int = Field(sa_column=Column("job_id", BigInteger, primary_key=True, autoincrement=False))
+    holder: str = Field(sa_column=Column("holder", String(255), nullable=False))
+    expires_ms: int = Field(sa_column=Column("expires_ms", BigInteger, nullable=False))
+
+
 job: Table = JobRow.__table__  # type: ignore[attr-defined]
 tag: Table = TagRow.__table__  # type: ignore[attr-defined]
 jobtag: Table = JobTagRow.__table__  # type: ignore[attr-defined]
@@ -266,8 +281,19 @@ configuration: Table = ConfigurationRow.__table__  # type: ignore[attr-defined]
 node: Table = NodeRow.__table__  # type: ignore[attr-defined]
 node_state: Table = NodeStateRow.__table__  # type: ignore[attr-defined]
 task_run: Table = TaskRunRow.__table__  # type: ignore[attr-defined]
+archive_claim: Table = ArchiveClaimRow.__table__  # type: ignore[attr-defined]
 
-TABLES: tuple[Table, ...] = (job, tag, jobtag, hpc_user, configuration, node, node_state, task_run)
+TABLES: tuple[Table, ...] = (
+    job,
+    tag,
+    jobtag,
+    hpc_user,
+    configuration,
+    node,
+    node_state,
+    task_run,
+    archive_claim,
+)
 
 
 # --------------------------------------------------------------------------------------------------

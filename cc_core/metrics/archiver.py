@@ -16,6 +16,12 @@ worker. For each job the worker
 Any failure of steps 1-5 sets ``monitoringStatus = 2`` and logs why. On shutdown the queue is drained
 (60 s by default, then the rest stays at status 1), and at start-up jobs that are stopped but still at
 status 1 — the server stopped before archiving them — are queued again.
+
+Several replicas on one database: before step 1 the worker claims the job (`cc_core.metrics.claims`),
+so each stopped job is archived by one replica only; a job claimed elsewhere is skipped. Every
+``sweep_interval`` seconds (PostgreSQL: 60 s by default; SQLite: at start-up only) the archiver queues
+stopped jobs at status 1 that nobody holds a live claim on, which picks up the jobs of a replica that
+died (after its claim expired).
 """
 
 from __future__ import annotations
@@ -118,7 +124,13 @@ class Archiver:
         *,
         queue_size: int = QUEUE_SIZE,
         drain_timeout: float = 60.0,
+        holder: str | None = None,
+        claim_ttl: float | None = None,
+        sweep_interval: float | None = None,
     ) -> None:
+        from cc_core.metrics.claims import DEFAULT_TTL, ArchiveClaims
+        from cc_core.tasks.lease import default_holder
+
         self.db = db
         self.archive = archive
         self.dispatcher = dispatcher
@@ -128,6 +140,15 @@ class Archiver:
         self.on_archived: list[Callable[[Job], Awaitable[None]]] = []
         self.archived = 0
         self.failed = 0
+        self.skipped = 0
+        self.claims = ArchiveClaims(db, holder or default_holder(), ttl=claim_ttl or DEFAULT_TTL)
+        # The sweep scans the job table for status 1 (no index): periodic only where replicas can share
+        # the database (PostgreSQL); an SQLite site has one server, which sweeps at start-up only.
+        if sweep_interval is None:
+            sweep_interval = 0.0 if db.is_sqlite else 60.0
+        self.sweep_interval = sweep_interval
+        self._queued: set[int] = set()
+        self._sweeper: asyncio.Task[None] | None = None
         self._worker: asyncio.Task[None] | None = None
         self._putters: set[asyncio.Task[None]] = set()
         self._closing = False
@@ -140,12 +161,33 @@ class Archiver:
         self._worker = asyncio.create_task(self._work(), name="archiver")
         if not resume:
             return 0
-        jobs = await self.pending_jobs()
-        for job in jobs:
-            self.enqueue(job)
-        if jobs:
-            log.info("archiver: %d stopped job(s) were not archived yet, queued again", len(jobs))
-        return len(jobs)
+        n = await self.sweep()
+        if n:
+            log.info("archiver: %d stopped job(s) were not archived yet, queued again", n)
+        if self.sweep_interval > 0:
+            self._sweeper = asyncio.create_task(self._sweep_loop(), name="archiver-sweep")
+        return n
+
+    async def sweep(self) -> int:
+        """Queue the stopped jobs at status 1 that no replica holds a live claim on; how many."""
+        held = await self.claims.held_elsewhere()
+        n = 0
+        for job in await self.pending_jobs():
+            if job.id is not None and job.id not in held and job.id not in self._queued:
+                self.enqueue(job)
+                n += 1
+        return n
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.sweep_interval)
+            try:
+                n = await self.sweep()
+            except Exception as e:  # a database hiccup must not end the sweeping
+                log.warning("archiver: sweep failed: %s", e)
+                continue
+            if n:
+                log.info("archiver: sweep queued %d stopped job(s) not archived yet", n)
 
     async def pending_jobs(self) -> list[Job]:
         """Jobs that are stopped but not archived (monitoring status 1), oldest first."""
@@ -178,6 +220,8 @@ class Archiver:
             fut: asyncio.Future[None] = loop.create_future()
             fut.set_result(None)
             return fut
+        if job.id is not None:
+            self._queued.add(job.id)
         try:
             self.queue.put_nowait(job)
         except asyncio.QueueFull:
@@ -198,6 +242,10 @@ class Archiver:
     async def close(self, timeout: float | None = None) -> None:
         """Archive what is queued (up to ``timeout`` seconds), then stop the worker."""
         self._closing = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+            self._sweeper = None
         timeout = self.drain_timeout if timeout is None else timeout
         if self._worker is not None and not self._worker.done():
             try:
@@ -216,12 +264,22 @@ class Archiver:
     async def _work(self) -> None:
         while True:
             job = await self.queue.get()
+            claimed = False
             try:
+                if job.id is not None:
+                    self._queued.discard(job.id)
+                    claimed = await self.claims.claim(job.id)
+                    if not claimed:
+                        self.skipped += 1
+                        log.debug(
+                            "archiver: job %s (id %s) archived or claimed elsewhere", job.job_id, job.id
+                        )
+                        continue
                 await self.archive_job(job)
             except Exception as e:
                 self.failed += 1
                 log.error("archiving job %s (id %s) failed: %s", job.job_id, job.id, e)
-                if job.id is not None:
+                if job.id is not None and claimed:
                     try:
                         await self.db.jobs.update_monitoring_status(job.id, MonitoringStatus.ARCHIVING_FAILED)
                     except Exception as e2:
@@ -229,6 +287,11 @@ class Archiver:
             else:
                 self.archived += 1
             finally:
+                if claimed and job.id is not None:
+                    try:
+                        await self.claims.release(job.id)
+                    except Exception as e3:  # the claim then simply expires
+                        log.warning("job %s: cannot release the archive claim: %s", job.id, e3)
                 self.queue.task_done()
 
     # -------------------------------------------------------------------------------- the work
@@ -285,11 +348,12 @@ class Archiver:
         )
         self.dispatcher.invalidate(job)
         log.info(
-            "archived job %s (id %s, %s) in %.0f ms",
+            "archived job %s (id %s, %s) in %.0f ms by %s",
             job.job_id,
             job.id,
             job.cluster,
             (time.perf_counter() - started) * 1000,
+            self.claims.holder,
         )
         for hook in self.on_archived:
             try:
