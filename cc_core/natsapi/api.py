@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 QUEUE_SIZE = 64
 RECONNECT_WAIT = 2.0
 PENDING_MSGS_LIMIT = 100_000
+QUEUE_GROUP = "clustercockpit-api"
 
 
 @dataclass(slots=True)
@@ -164,7 +165,10 @@ class NatsAPI:
             (s.subject_job_event, self._on_job_message),
             (s.subject_node_state, self._on_node_message),
         ):
-            await self._nc.subscribe(subject, cb=handler, pending_msgs_limit=PENDING_MSGS_LIMIT)
+            # A queue group: with several server replicas each event is handled by one of them only.
+            await self._nc.subscribe(
+                subject, queue=QUEUE_GROUP, cb=handler, pending_msgs_limit=PENDING_MSGS_LIMIT
+            )
         await self._nc.flush()
         log.warning(
             "NATS API subscriptions started on subjects %r and %r. They are UNAUTHENTICATED: anyone who "

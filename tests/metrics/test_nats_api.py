@@ -212,3 +212,27 @@ def _scenario(nats_server: NatsServer, tmp_path: Path, caplog: Collect, nats: An
         assert [(t.type, t.name) for t in tags] == [("queue", "nats")]
         states = app.call(app.services.db.nodes.states_of_cluster, CLUSTER)
         assert states["nta"][0] == "allocated" and states["ntb"][0] == "down"
+
+        # a queue group: another member (a second replica) takes a share of the events, none twice
+        from cc_core.natsapi.api import QUEUE_GROUP
+
+        async def share(n: int) -> int:
+            nc = await nats.connect(nats_server.url)
+            got: list[bytes] = []
+
+            async def take(msg: Any) -> None:
+                got.append(msg.data)
+
+            await nc.subscribe(JOB_SUBJECT, queue=QUEUE_GROUP, cb=take)
+            await nc.flush()
+            for i in range(n):
+                await nc.publish(JOB_SUBJECT, f'job,function=noop_{i} event="{{}}"'.encode())
+            await nc.flush()
+            await asyncio.sleep(0.5)
+            await nc.close()
+            return len(got)
+
+        before = api.stats.rejected
+        taken = app.call(share, 40)
+        _wait(app, api, lambda: api.stats.rejected >= before + 40 - taken)
+        assert 0 < taken < 40 and api.stats.rejected - before == 40 - taken
