@@ -70,7 +70,7 @@ def run(ctx: click.Context, directory: Path, addr: str, jobs: int) -> None:
     from cc_core.auth.jwt_tokens import load_private_key, mint
     from cc_core.cli.server import split_addr
     from cc_core.demo.generate import is_generated
-    from cc_core.demo.simulate import serve_with_simulation
+    from cc_core.demo.simulate import nats_target, serve_with_simulation
     from cc_core.demo.site import DEMO_LOGIN
 
     if not is_generated(directory):
@@ -92,7 +92,9 @@ def run(ctx: click.Context, directory: Path, addr: str, jobs: int) -> None:
     )
     log_level = {"debug": "debug", "info": "info"}.get(outer.loglevel, "warning")
     try:
-        asyncio.run(serve_with_simulation(app, host, port, token, log_level=log_level))
+        asyncio.run(
+            serve_with_simulation(app, host, port, token, log_level=log_level, nats=nats_target(config))
+        )
     except KeyboardInterrupt:
         pass
     click.echo("demo stopped")

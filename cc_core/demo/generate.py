@@ -183,9 +183,29 @@ def _prepare_directory(directory: Path, force: bool) -> None:
         return
     if not force:
         raise DemoSiteError(
-            f"{var} exists but holds no demo site ({MARKER} missing); use --force to replace it"
+            f"{var} exists but holds no demo site ({MARKER} missing), so it is left untouched. "
+            f"Either run `make demo` (or `clustercockpit demo generate --dir DIR`) in another directory, "
+            f"or replace it, deleting everything in it, with "
+            f"`clustercockpit demo generate --dir {directory} --force`"
         )
     shutil.rmtree(var)
+
+
+def _enable_taggers(path: Path) -> None:
+    """Set ``main.enable-job-taggers`` in the site's config.json (unless the site already chose), so the
+    app tagger tags started jobs and the job-class tagger archived ones (rules: the built-in set of
+    `cc_core.taggers.rules`, plus ``var/tagger/`` if a site adds its own). Written atomically."""
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise DemoSiteError(f"{path}: cannot read the site's config ({e})") from None
+    main = config.setdefault("main", {})
+    if not isinstance(main, dict) or "enable-job-taggers" in main:
+        return
+    main["enable-job-taggers"] = True
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(config, indent=2) + "\n")
+    os.replace(tmp, path)
 
 
 def generate_site(
@@ -220,6 +240,7 @@ def generate_site(
     t0 = time.perf_counter()
     for p in init_site(directory):
         say(f"created {p}")
+    _enable_taggers(directory / "config.json")
     archive = directory / "var" / "job-archive"
     shapes = tuple(c.shape() for c in DEMO_CLUSTERS)
     span_days = int(min(365, max(14, jobs // 200)))

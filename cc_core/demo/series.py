@@ -148,13 +148,20 @@ class Detail:
     max_samples: int = 120
     core_metrics: tuple[str, ...] = CORE_METRICS
     core_fraction: float = 1.0
+    #: Share of jobs whose data.json has every metric (and core/accelerator scopes); the others (the
+    #: "bulk") get node series of `bulk_metrics` only, with at most `bulk_samples` samples. Their
+    #: meta.json statistics still cover every metric, so footprints, rooflines and histograms are whole.
+    full_fraction: float = 1.0
+    bulk_metrics: tuple[str, ...] = ("cpu_load", "flops_any", "mem_bw", "mem_used", "acc_utilization")
+    bulk_samples: int = 12
 
     @classmethod
     def for_jobs(cls, n: int) -> Detail:
-        """Full detail for a demo-sized archive; leaner series for benchmark-sized ones."""
+        """Full detail for a demo-sized archive; leaner series for benchmark-sized ones: a random fifth
+        of the jobs keeps every metric and scope (a realistic sample), the rest carry five metrics."""
         if n <= 20_000:
             return cls()
-        return cls(max_samples=24, core_metrics=("flops_any",), core_fraction=0.1)
+        return cls(max_samples=24, core_metrics=("flops_any",), core_fraction=0.5, full_fraction=0.2)
 
 
 def job_script(job: Job, app: str, gpus: int) -> str:
@@ -295,7 +302,9 @@ def job_data(
     """``(meta statistics, data.json bytes)`` of a finished job following ``archetype``."""
     plan = _plan(cluster, sub)
     arch = ARCHETYPES[archetype]
-    steps = max(1, math.ceil(job.duration / TIMESTEP / detail.max_samples))
+    full = detail.full_fraction >= 1.0 or rng.random() < detail.full_fraction
+    samples = detail.max_samples if full else detail.bulk_samples
+    steps = max(1, math.ceil(job.duration / TIMESTEP / samples))
     step = TIMESTEP * steps
     t = max(1, job.duration // step)
     nn = job.num_nodes
@@ -312,7 +321,7 @@ def job_data(
     node = np.minimum(np.maximum(node, 0.0), plan.cap[:, None, None])
     extra: dict[int, tuple[str, list[dict[str, object]]]] = {}
     accs = plan.accs[: max(0, job.num_acc // nn)]
-    if accs and plan.acc_rows:
+    if accs and plan.acc_rows and full:
         rows = plan.acc_rows
         na = len(accs)
         per = node[rows][:, :, None, :] * (1.0 + 0.05 * rng.standard_normal((len(rows), nn, na, t)))
@@ -321,7 +330,7 @@ def job_data(
         acc_hosts = [h for h in hosts for _ in accs]
         for k, r in enumerate(rows):
             extra[r] = ("accelerator", _series(acc_hosts, accs * nn, per[k].reshape(nn * na, t)))
-    with_cores = nn == 1 and (detail.core_fraction >= 1.0 or rng.random() < detail.core_fraction)
+    with_cores = full and nn == 1 and (detail.core_fraction >= 1.0 or rng.random() < detail.core_fraction)
     cores = list(job.resources[0].hwthreads or ()) if with_cores else []
     rows = plan.core_rows(detail.core_metrics) if cores else []
     if rows:
@@ -344,7 +353,11 @@ def job_data(
     values = node.tolist()
     data: dict[str, dict[str, object]] = {}
     stats: dict[str, JobStatistics] = {}
+    written = None if full else set(plan.core_rows(detail.bulk_metrics))
     for m, name in enumerate(plan.names):
+        stats[name] = JobStatistics(unit=plan.stat_units[m], avg=m_avg[m], min=m_min[m], max=m_max[m])
+        if written is not None and m not in written:
+            continue
         unit = plan.units[m]
         series = [
             {
@@ -359,5 +372,4 @@ def job_data(
             scope, ser = extra[m]
             scopes[scope] = {"unit": unit, "timestep": step, "series": ser}
         data[name] = scopes
-        stats[name] = JobStatistics(unit=plan.stat_units[m], avg=m_avg[m], min=m_min[m], max=m_max[m])
     return stats, _encoder.encode(data) + b"\n"

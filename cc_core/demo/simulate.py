@@ -8,7 +8,8 @@ real components would (so the demo exercises the same paths as a production site
   (the server then archives them) and reports every node's state through ``/api/nodestate/``;
 * the **collector** (cc-metric-collector's role) sends every metric of every node — node, socket,
   hardware thread and GPU level — as line protocol to the embedded store's ``/api/write`` every
-  `TIMESTEP` seconds. A busy node's values follow the archetype of the job on it
+  `TIMESTEP` seconds (published to the store's NATS subject instead when the site has a ``nats``
+  section and ``metric-store.nats-subscriptions``, `nats_target`). A busy node's values follow the archetype of the job on it
   (`cc_core.demo.series.ARCHETYPES`), an idle node's are low.
 
 Both authenticate with an API token signed by the site's own key (``JWT_PRIVATE_KEY`` in ``.env``).
@@ -71,6 +72,9 @@ class Simulator:
     running: dict[int, RunningJob] = field(default_factory=dict)
     started: int = 0
     stopped: int = 0
+    #: A connected nats-py client and the subject to publish line protocol to (else HTTP /api/write).
+    nats: Any = None
+    nats_subject: str = ""
 
     def __post_init__(self) -> None:
         self.rng = np.random.default_rng(self.seed)
@@ -254,6 +258,14 @@ class Simulator:
         return {cl: ("\n".join(b) + "\n").encode() for cl, b in out.items()}
 
     async def collect(self, now: int) -> None:
+        """Send this round's lines: published to the NATS subject when the site ingests from NATS
+        (`nats_target`), else POSTed to ``/api/write``."""
+        if self.nats is not None:
+            for body in self.lines(now).values():
+                for part in _split(body, NATS_MESSAGE_BYTES):
+                    await self.nats.publish(self.nats_subject, part)
+            await self.nats.flush()
+            return
         for cluster, body in self.lines(now).items():
             r = await self.client.post("/api/write", params={"cluster": cluster}, content=body)
             if r.status_code >= 400:
@@ -281,6 +293,62 @@ class Simulator:
             await asyncio.sleep(max(0.5, TIMESTEP - (time.monotonic() - t0)))
 
 
+#: Largest NATS message the collector sends (nats-server's default max_payload is 1 MiB).
+NATS_MESSAGE_BYTES = 512 * 1024
+
+
+def _split(body: bytes, limit: int) -> list[bytes]:
+    """``body`` cut at line ends into parts of at most ``limit`` bytes (a longer line stays whole)."""
+    parts: list[bytes] = []
+    start = 0
+    while len(body) - start > limit:
+        cut = body.rfind(b"\n", start, start + limit)
+        cut = body.find(b"\n", start + limit) if cut < 0 else cut
+        if cut < 0:
+            break
+        parts.append(body[start : cut + 1])
+        start = cut + 1
+    if start < len(body):
+        parts.append(body[start:])
+    return parts
+
+
+@dataclass(frozen=True)
+class NatsTarget:
+    """Where the collector publishes when the site's metric store ingests from NATS."""
+
+    connect: dict[str, Any]
+    subject: str
+
+
+def nats_target(config: Any) -> NatsTarget | None:
+    """The NATS server (``nats`` section) and first subject of ``metric-store.nats-subscriptions``, or
+    None when the site has either missing (then the collector POSTs to ``/api/write``)."""
+    nats_cfg = getattr(config, "nats", None)
+    store = getattr(config, "metric_store", None) or {}
+    subs = store.get("nats-subscriptions") or [] if isinstance(store, dict) else []
+    subject = next(
+        (s.get("subscribe-to") for s in subs if isinstance(s, dict) and s.get("subscribe-to")), None
+    )
+    if nats_cfg is None or not subject:
+        return None
+    opts: dict[str, Any] = {"servers": [nats_cfg.address], "name": "clustercockpit-demo-collector"}
+    if nats_cfg.creds_file_path:
+        opts["user_credentials"] = nats_cfg.creds_file_path
+    elif nats_cfg.username:
+        opts["user"], opts["password"] = nats_cfg.username, nats_cfg.password
+    return NatsTarget(opts, str(subject))
+
+
+async def connect_nats(target: NatsTarget | None) -> Any:
+    """A nats-py connection for ``target`` (None without one)."""
+    if target is None:
+        return None
+    import nats
+
+    return await nats.connect(**target.connect)
+
+
 def _with_script(job: Job, app: str, gpus: int) -> Job:
     import msgspec
 
@@ -291,7 +359,13 @@ def _with_script(job: Job, app: str, gpus: int) -> Job:
 
 
 async def serve_with_simulation(
-    app: Any, host: str, port: int, token: str, *, log_level: str = "warning"
+    app: Any,
+    host: str,
+    port: int,
+    token: str,
+    *,
+    log_level: str = "warning",
+    nats: NatsTarget | None = None,
 ) -> None:
     """Run uvicorn for ``app`` and, once it listens, the simulator; returns when the server stops."""
     import uvicorn
@@ -308,10 +382,13 @@ async def serve_with_simulation(
         await asyncio.sleep(0.05)
     base = f"http://{'127.0.0.1' if host in ('0.0.0.0', 'localhost') else host}:{port}"
     async with httpx.AsyncClient(base_url=base, headers={"X-Auth-Token": token}, timeout=60) as client:
-        sim = asyncio.create_task(Simulator(client).run())
+        nc = await connect_nats(nats)
+        sim = asyncio.create_task(Simulator(client, nats=nc, nats_subject=nats.subject if nats else "").run())
         try:
             await serving
         finally:
             sim.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sim
+            if nc is not None:
+                await nc.close()

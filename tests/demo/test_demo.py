@@ -105,6 +105,37 @@ def test_generate_is_idempotent_and_refuses_foreign_var(site: DemoServer, tmp_pa
     assert r.exit_code == 0 and "already holds a demo site" in r.output
     r = CliRunner().invoke(build_cli(), ["demo", "generate", "--dir", str(tmp_path), "--jobs", "5"])
     assert r.exit_code == 1 and "--force" in r.output and "Traceback" not in r.output
+    # The message says both ways out, and nothing was deleted.
+    assert "another directory" in r.output and f"--dir {tmp_path.resolve()} --force" in r.output
+    assert (tmp_path / "var").is_dir() and not (tmp_path / "var" / MARKER).exists()
+
+
+def test_generated_config_enables_the_taggers(site: DemoServer) -> None:
+    config = json.loads((site.root / "config.json").read_text())
+    assert config["main"]["enable-job-taggers"] is True
+    assert site.config.main.enable_job_taggers is True
+
+
+def test_bulk_jobs_carry_fewer_metrics_but_whole_statistics() -> None:
+    import numpy as np
+
+    from cc_core.db.generate import generate_jobs
+    from cc_core.demo.series import Detail, job_data
+    from cc_core.demo.site import DEMO_CLUSTERS
+
+    fritz = DEMO_CLUSTERS[0]
+    job = next(
+        j for j in generate_jobs(50, seed=3, clusters=(fritz.shape(),)) if j.duration and j.duration > 3600
+    )
+    sub = fritz.subcluster(job.sub_cluster)
+    bulk = Detail(full_fraction=0.0)
+    stats, raw = job_data(job, fritz, sub, "compute", np.random.default_rng(1), bulk)
+    data = json.loads(raw)
+    assert set(data) == set(bulk.bulk_metrics) & set(stats)
+    assert len(stats) > len(data) and all(set(scopes) == {"node"} for scopes in data.values())
+    assert all(len(s["data"]) <= bulk.bulk_samples for s in data["cpu_load"]["node"]["series"])
+    full_stats, full_raw = job_data(job, fritz, sub, "compute", np.random.default_rng(1), Detail())
+    assert set(json.loads(full_raw)) == set(full_stats) == set(stats)
 
 
 def test_cluster_configs_are_coherent(site: DemoServer) -> None:
@@ -261,3 +292,67 @@ def test_taggers_tag_the_demo_jobs(site: DemoServer, monkeypatch: pytest.MonkeyP
     tags = {(t["type"], t["name"]) for j in jobs for t in j.get("tags") or ()}
     assert len({n for t, n in tags if t == "app"}) >= 3, tags
     assert {n for t, n in tags if t == "jobClass"} >= {"lowload", "memorybound"}, tags
+
+
+@pytest.mark.service("nats")
+def test_collector_publishes_over_nats_when_configured(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A site whose metric store ingests from NATS: the collector publishes there (no /api/write), and
+    the running job's data loads from the store (fed by the store's NATS subscription only)."""
+    import nats
+
+    from cc_core.demo.simulate import connect_nats, nats_target
+
+    nats_server = request.getfixturevalue("nats_server")
+    root = tmp_path / "site"
+    assert generate_site(root, jobs=20, workers=1) is not None
+    cfg_path = root / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["nats"] = {"address": nats_server.url}
+    cfg["metric-store"]["nats-subscriptions"] = [{"subscribe-to": "demo-metrics"}]
+    cfg_path.write_text(json.dumps(cfg))
+    server = DemoServer(root)
+    try:
+        target = nats_target(server.config)
+        assert target is not None and target.subject == "demo-metrics"
+
+        async def one_round() -> tuple[Simulator, int]:
+            seen = 0
+
+            async def count(_msg: Any) -> None:
+                nonlocal seen
+                seen += 1
+
+            watcher = await nats.connect(nats_server.url)
+            await watcher.subscribe("demo-metrics", cb=count)
+            nc = await connect_nats(target)
+            async with httpx.AsyncClient(
+                base_url=server.base_url, headers={"X-Auth-Token": server.scheduler_token}, timeout=60
+            ) as client:
+                sim = Simulator(client, seed=2, nats=nc, nats_subject=target.subject)
+                now = int(time.time())
+                for t in (now - 20, now - 10, now):  # as in `site`: a job's data needs a few samples
+                    await sim.tick(t)
+            await nc.close()
+            await watcher.flush()
+            await asyncio.sleep(0.2)
+            await watcher.close()
+            return sim, seen
+
+        sim, seen = asyncio.run(one_round())
+        assert seen >= 6  # one message (or more) per cluster and round
+        rj = next(j for j in sim.running.values() if j.db_id is not None)
+        deadline = time.monotonic() + 10
+        values: list[float] = []
+        with server.api(server.demo_token) as c:
+            while not values and time.monotonic() < deadline:
+                r = c.get(f"/api/jobs/{rj.db_id}", params={"all-metrics": "true"})
+                assert r.status_code == 200, r.text[:300]
+                series = r.json()["Data"]["cpu_load"]["node"]["series"]
+                values = [v for s in series for v in s["data"] if v is not None and not math.isnan(v)]
+                if not values:
+                    time.sleep(0.2)
+        assert values and max(values) > 0
+    finally:
+        server.stop()
