@@ -370,8 +370,17 @@ async def serve_with_simulation(
     """Run uvicorn for ``app`` and, once it listens, the simulator; returns when the server stops."""
     import uvicorn
 
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per simulated request otherwise
+
     config = uvicorn.Config(
-        app, host=host, port=port, log_level=log_level, server_header=False, timeout_graceful_shutdown=10
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        # the simulator's own requests (every node, every 10 s) would drown the terminal
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=10,
     )
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
