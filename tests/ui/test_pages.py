@@ -7,6 +7,7 @@ Screenshots go to ``$CC_SCREENSHOT_DIR`` (else a temporary directory).
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +89,8 @@ def test_job_list_filter_sort_and_page_update_the_url(ui_site: UISite, chromium:
         page.wait_for_url(lambda url: "state=failed" not in url)
         page.wait_for_function("document.querySelectorAll('#job-table tbody tr[data-job]').length === 6")
         page.wait_for_selector("#job-table tr[data-job] .cc-plot canvas")
-        # Paging: two per page, the next page link pushes page=2.
+        # Paging (the user setting jobList_usePaging): two per page, the next page link pushes page=2.
+        _set(page, ui_site, "jobList_usePaging", True)
         page.goto(f"{ui_site.base_url}/monitoring/jobs/?itemsPerPage=2&sort=jobId&order=asc")
         page.wait_for_selector("#job-table .cc-plot canvas")
         first = page.locator("#job-table tbody tr[data-job]").first.get_attribute("data-job")
@@ -105,6 +107,84 @@ def test_job_list_filter_sort_and_page_update_the_url(ui_site: UISite, chromium:
         users = page.locator("#job-table tbody tr[data-job] .bi-person + a").all_inner_texts()
         assert users and set(users) == {"someone-else"}
         assert page.input_value("#f-user") == "someone" and page.input_value("#f-duration") == "morethan-3600"
+        assert_clean(page)
+    finally:
+        _set(page, ui_site, "jobList_usePaging", False)
+        page.context.close()
+
+
+def _set(page: Any, site: UISite, key: str, value: Any) -> None:
+    """Store a UI setting of the page's user (`POST /frontend/configuration/`, the settings page's way)."""
+    response = page.request.post(
+        f"{site.base_url}/frontend/configuration/", form={"key": key, "value": json.dumps(value)}
+    )
+    assert response.ok, response.text()
+
+
+def _rows(page: Any) -> int:
+    return int(page.locator("#job-table tbody tr[data-job]").count())
+
+
+def test_job_list_scrolls_refreshes_picks_ranges_and_compares(
+    ui_site: UISite, chromium: Any, screenshot_dir: Path
+) -> None:
+    """Upstream's default (no paging): a sentinel row loads the next page when revealed, the URL stays;
+    the refresher re-fetches the table; the from/to picker writes upstream's ``startTime=<from>-<to>``;
+    two checked jobs are compared in one ``jobsMetricStats`` plot per metric."""
+    page = ui_site.page(chromium, "manager", height=700)
+    try:
+        page.clock.install()
+        url = f"{ui_site.base_url}/monitoring/jobs/?itemsPerPage=2&sort=jobId&order=asc"
+        page.goto(url)
+        page.wait_for_selector("#job-table .cc-plot canvas")
+        assert page.locator("#job-table .cc-pager").count() == 0
+        for _ in range(4):
+            if _rows(page) == 6:
+                break
+            page.locator("#job-more").scroll_into_view_if_needed()
+            page.wait_for_function(
+                f"document.querySelectorAll('#job-table tbody tr[data-job]').length > {_rows(page)}"
+            )
+        assert _rows(page) == 6 and page.locator("#job-more").count() == 0
+        assert page.url == url
+        ids = [int(t) for t in page.locator("#job-table tbody tr[data-job] td a.fw-bold").all_inner_texts()]
+        assert ids == sorted(ids) and len(set(ids)) == 6
+        page.wait_for_function(
+            "document.querySelectorAll('#job-table .cc-plot[data-job]').length > 0 && "
+            "[...document.querySelectorAll('#job-table .cc-plot[data-job]')].every(c => c.querySelector('canvas'))"
+        )
+
+        # Refresher: 30 s → the table partial is fetched again (the fake clock jumps ahead).
+        page.select_option("#job-refresh", "30")
+        with page.expect_response(
+            lambda r: "/monitoring/jobs/?" in r.url and r.request.headers.get("hx-target") == "job-table"
+        ):
+            page.clock.run_for(31_000)
+        page.wait_for_function("document.querySelectorAll('#job-table tbody tr[data-job]').length === 2")
+        page.select_option("#job-refresh", "0")
+
+        # Compare two jobs.
+        boxes = page.locator('#job-table input[name="compare"]')
+        assert page.is_disabled("#compare-btn")
+        boxes.nth(0).check()
+        boxes.nth(1).check()
+        assert page.inner_text("#compare-n") == "2"
+        page.click("#compare-btn")
+        page.wait_for_selector("#compare-plots .cc-compare-plot canvas")
+        assert page.locator("#compare-plots .cc-compare-plot").count() >= 1
+        assert str(ids[0]) in page.inner_text("#compare-msg")
+        page.screenshot(path=str(screenshot_dir / "jobs-compare.png"), full_page=True)
+
+        # Start-time range: from/to (UTC) → startTime=<from>-<to> in the URL and a matching list.
+        start = min(j.start_time for j in ui_site.jobs)
+        fmt = "%Y-%m-%dT%H:%M"
+        page.fill("#f-start-from", time.strftime(fmt, time.gmtime(start - 60)))
+        page.fill("#f-start-to", time.strftime(fmt, time.gmtime(start + 60)))
+        page.dispatch_event("#f-start-to", "change")
+        page.wait_for_url(f"**startTime={(start - 60) // 60 * 60}-*")
+        page.wait_for_function("document.querySelectorAll('#job-table tbody tr[data-job]').length === 1")
+        page.reload()
+        assert page.input_value("#f-start-from") == time.strftime(fmt, time.gmtime((start - 60) // 60 * 60))
         assert_clean(page)
     finally:
         page.context.close()
