@@ -184,6 +184,8 @@ def make_ui_site(root: Path, *, extra_jobs: int = 0) -> UISite:
                 partition="main",
                 meta_data=meta,
                 tags=tags,
+                # Two jobs share their nodes: the job view lists their concurrent jobs.
+                shared="multi_user" if i in (1, 2) else "none",
             )
         )
     write_archive_meta(archive, jobs, [cluster])

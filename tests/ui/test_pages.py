@@ -352,3 +352,29 @@ def test_metric_selection_is_stored_per_user(ui_site: UISite, chromium: Any) -> 
         assert_clean(page)
     finally:
         page.context.close()
+
+
+def test_job_view_lists_concurrent_jobs(ui_site: UISite, chromium: Any) -> None:
+    """A shared-node job lists the jobs that ran on its first node meanwhile (GraphQL concurrentJobs),
+    each a link, plus a link to the job list of all of them."""
+    page = ui_site.page(chromium, "admin")
+    try:
+        shared = ui_site.jobs[1]
+        page.goto(f"{ui_site.base_url}/monitoring/job/{shared.id}")
+        page.wait_for_selector("#concurrent-list a", state="attached")
+        page.click("#concurrent-tab")
+        others = {str(j.job_id) for j in ui_site.jobs if j.id != shared.id}
+        links = page.locator("#concurrent-list a").all_inner_texts()
+        assert links and set(links) <= others | {str(shared.job_id)}
+        assert int(page.inner_text("#concurrent-count")) == len(links)
+        page.click("#concurrent-all")
+        page.wait_for_url("**/monitoring/jobs/?cluster=fritz&jobId=*")
+        page.wait_for_selector("#job-table tbody tr[data-job]")
+        assert page.locator("#job-table tbody tr[data-job]").count() == len(links)
+        # A job that does not share its nodes says so.
+        page.goto(f"{ui_site.base_url}/monitoring/job/{ui_site.jobs[3].id}")
+        page.wait_for_function("document.getElementById('concurrent-count').textContent === '0'")
+        assert "Not a shared-node job" in page.inner_text("#job-concurrent")
+        assert_clean(page)
+    finally:
+        page.context.close()
