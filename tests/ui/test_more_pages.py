@@ -297,3 +297,26 @@ def test_node_views_draw_live_data_and_node_list_pages_and_selects_metrics(
             form={"key": "nodeList_nodesPerPage", "value": "10"},
         )
         page.context.close()
+
+
+def test_status_shows_running_jobs_roofline_and_top_projects(
+    ui_site: UISite, chromium: Any, screenshot_dir: Path
+) -> None:
+    """The Status tab: the running jobs on the roofline (jobsMetricStats over the metric store's
+    samples: one point per job) and their projects with node counts; the totals drawn."""
+    from cc_core.testing.ui import RUNNING
+
+    page = ui_site.page(chromium, "admin")
+    try:
+        page.goto(f"{ui_site.base_url}/monitoring/status/fritz")
+        page.wait_for_selector("body[data-plots-ready]", state="attached")
+        assert page.get_attribute("#status-roofline", "data-points") == str(len(RUNNING))
+        assert page.locator("#status-roofline canvas").count() >= 1
+        rows = page.locator("#status-top-projects tbody tr").all_inner_texts()
+        projects = {r.split("\t")[1].strip(): r.split("\t")[2].strip() for r in rows}
+        assert projects == {"ui-running": "2", "ui-other": "1"}
+        assert page.locator("#status-cards").inner_text().count("3") >= 1  # 3 allocated nodes
+        page.screenshot(path=str(screenshot_dir / "status.png"), full_page=True)
+        assert_clean(page)
+    finally:
+        page.context.close()
