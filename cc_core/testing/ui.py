@@ -133,9 +133,15 @@ def _job_data(job: Any, cluster: Any, rng: np.random.Generator) -> dict[str, Any
     return out
 
 
-def make_ui_site(root: Path, *, extra_jobs: int = 0) -> UISite:
+#: Node-scope metrics `make_ui_site(extra_metrics=n)` adds to the cluster (the first n).
+EXTRA_METRICS = ("ipc", "clock", "net_bw", "file_bw", "mem_power", "gpu_util", "nv_temp")
+
+
+def make_ui_site(root: Path, *, extra_jobs: int = 0, extra_metrics: int = 0) -> UISite:
     """The site, served. ``extra_jobs``: that many more generated jobs (meta only, no metric data) are
-    bulk-inserted into the database, for benchmarks of big lists."""
+    bulk-inserted into the database, for benchmarks of big lists. ``extra_metrics``: that many more
+    node-scope metrics (of `EXTRA_METRICS`) in the cluster and the archived jobs' data, so the job view
+    plots more (the issue's "job view with 10 plots")."""
     import uvicorn
 
     from cc_core.app import create_app
@@ -152,6 +158,13 @@ def make_ui_site(root: Path, *, extra_jobs: int = 0) -> UISite:
     archive = root / "archive"
     shape = next(c for c in CLUSTERS if c.name == "fritz")
     cluster = cluster_config(shape)
+    if extra_metrics:
+        template = next(m for m in cluster.metric_config if m.scope == "node")
+        added = [
+            msgspec.structs.replace(template, name=name, footprint="", energy="")
+            for name in EXTRA_METRICS[:extra_metrics]
+        ]
+        cluster = msgspec.structs.replace(cluster, metric_config=[*cluster.metric_config, *added])
     now = int(time.time())
     candidates = [j for j in archive_jobs(200, seed=7, now=now) if j.cluster == "fritz"]
     jobs = []

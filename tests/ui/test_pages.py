@@ -343,11 +343,11 @@ def test_metric_selection_is_stored_per_user(ui_site: UISite, chromium: Any) -> 
                 box.uncheck()
         page.click("#metric-apply")
         page.wait_for_function(
-            "[...document.querySelectorAll('#job-table thead th')].slice(2).map(t => t.textContent).join() === 'cpu_power,mem_bw'"
+            "[...document.querySelectorAll('#job-table thead th')].slice(3).map(t => t.textContent).join() === 'cpu_power,mem_bw'"
         )
-        page.wait_for_selector("#job-table td:nth-child(3) .cc-plot canvas")
+        page.wait_for_selector("#job-table td:nth-child(4) .cc-plot canvas")
         page.reload()
-        headers = page.locator("#job-table thead th").all_inner_texts()[2:]
+        headers = page.locator("#job-table thead th").all_inner_texts()[3:]  # compare, job info, footprint
         assert headers == ["cpu_power", "mem_bw"]
         assert_clean(page)
     finally:
