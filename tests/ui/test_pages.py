@@ -138,13 +138,14 @@ def test_job_list_scrolls_refreshes_picks_ranges_and_compares(
         page.goto(url)
         page.wait_for_selector("#job-table .cc-plot canvas")
         assert page.locator("#job-table .cc-pager").count() == 0
-        for _ in range(4):
+        for _ in range(6):
             if _rows(page) == 6:
                 break
-            page.locator("#job-more").scroll_into_view_if_needed()
-            page.wait_for_function(
-                f"document.querySelectorAll('#job-table tbody tr[data-job]').length > {_rows(page)}"
-            )
+            # The sentinel may already be in view (and gone): scroll the window, compare with the
+            # count from before the scroll.
+            n = _rows(page)
+            page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+            page.wait_for_function(f"document.querySelectorAll('#job-table tbody tr[data-job]').length > {n}")
         assert _rows(page) == 6 and page.locator("#job-more").count() == 0
         assert page.url == url
         ids = [int(t) for t in page.locator("#job-table tbody tr[data-job] td a.fw-bold").all_inner_texts()]
