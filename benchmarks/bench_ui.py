@@ -10,7 +10,8 @@ the median of several loads in a fresh page, logged in as an admin (sees every j
   total count; plots come afterwards). Limit: FCP of the login page from the same server (no database,
   the same CSS) — what paint costs at all on this machine. Target (issue 9): ≤ 500 ms.
 * *jobs plots*: until every small plot of the 50 rows is drawn (one GraphQL request), for information.
-* *job view*: ``/monitoring/job/{id}`` until ``body[data-plots-ready]`` (all metric plots, roofline, polar,
+* *job view*: ``/monitoring/job/{id}`` of the ten-node job until ``body[data-plots-ready]`` (all 11 metric plots —
+  the site's cluster gets five extra metrics —, roofline, polar,
   statistics table from one request). Target: ≤ 1 s.
 
 Run: ``python -m benchmarks ui`` (``CC_BENCH_UI_JOBS=200000`` for a quicker run).
@@ -29,6 +30,7 @@ from benchmarks._report import Result, report
 
 N_JOBS = int(os.environ.get("CC_BENCH_UI_JOBS", "1000000"))
 ROUNDS = 7
+N_EXTRA_METRICS = 5
 
 
 def _fcp(page: Any, url: str) -> float:
@@ -50,7 +52,8 @@ def main() -> bool:
 
     with tempfile.TemporaryDirectory(prefix="cc-bench-ui-") as tmp:
         t0 = time.perf_counter()
-        site = make_ui_site(Path(tmp) / "site", extra_jobs=N_JOBS)
+        # Six metrics of the generated cluster + five: the job view draws 11 metric plots.
+        site = make_ui_site(Path(tmp) / "site", extra_jobs=N_JOBS, extra_metrics=N_EXTRA_METRICS)
         print(f"site with {N_JOBS:,} extra jobs in {time.perf_counter() - t0:.1f} s", flush=True)
         pw = sync_playwright().start()
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
@@ -86,8 +89,16 @@ def main() -> bool:
                     "/monitoring/jobs/", "#job-table tbody tr[data-job]:first-child .cc-plot canvas"
                 )
             )
-            job = site.jobs[-1].id
+            # The ten-node archived job (the running jobs of the live part come later by start time).
+            # (not a bulk-inserted job: those have job ids from 10,000,000 on and no metric data).
+            ours = [j for j in site.jobs if j.job_state != "running" and int(j.job_id) < 10_000_000]
+            job = max(ours, key=lambda j: j.num_nodes).id
             job_view = _median(lambda: plots_done(f"/monitoring/job/{job}", "body[data-plots-ready]"))
+            check = warm.context.new_page()
+            check.goto(f"{site.base_url}/monitoring/job/{job}")
+            check.wait_for_selector("body[data-plots-ready]", state="attached", timeout=60000)
+            n_plots = check.locator("#job-plots .cc-metric .cc-plot canvas").count()
+            check.close()
         finally:
             browser.close()
             pw.stop()
@@ -102,7 +113,7 @@ def main() -> bool:
         ),
         Result("jobs page FCP, cold browser cache", jobs_cold, login_cold, limit_name="login page FCP, cold"),
         Result("jobs page, first row's plots drawn", jobs_plots, None),
-        Result("job view, all plots drawn", job_view, None, target="≤ 1 s"),
+        Result(f"job view, all {n_plots} metric plots drawn", job_view, None, target="≤ 1 s"),
     ]
     results[0].ok = jobs_fcp <= 0.5
     results[3].ok = job_view <= 1.0

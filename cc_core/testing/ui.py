@@ -133,9 +133,15 @@ def _job_data(job: Any, cluster: Any, rng: np.random.Generator) -> dict[str, Any
     return out
 
 
-def make_ui_site(root: Path, *, extra_jobs: int = 0) -> UISite:
+#: Node-scope metrics `make_ui_site(extra_metrics=n)` adds to the cluster (the first n).
+EXTRA_METRICS = ("ipc", "clock", "net_bw", "file_bw", "mem_power", "gpu_util", "nv_temp")
+
+
+def make_ui_site(root: Path, *, extra_jobs: int = 0, extra_metrics: int = 0) -> UISite:
     """The site, served. ``extra_jobs``: that many more generated jobs (meta only, no metric data) are
-    bulk-inserted into the database, for benchmarks of big lists."""
+    bulk-inserted into the database, for benchmarks of big lists. ``extra_metrics``: that many more
+    node-scope metrics (of `EXTRA_METRICS`) in the cluster and the archived jobs' data, so the job view
+    plots more (the issue's "job view with 10 plots")."""
     import uvicorn
 
     from cc_core.app import create_app
@@ -152,6 +158,13 @@ def make_ui_site(root: Path, *, extra_jobs: int = 0) -> UISite:
     archive = root / "archive"
     shape = next(c for c in CLUSTERS if c.name == "fritz")
     cluster = cluster_config(shape)
+    if extra_metrics:
+        template = next(m for m in cluster.metric_config if m.scope == "node")
+        added = [
+            msgspec.structs.replace(template, name=name, footprint="", energy="")
+            for name in EXTRA_METRICS[:extra_metrics]
+        ]
+        cluster = msgspec.structs.replace(cluster, metric_config=[*cluster.metric_config, *added])
     now = int(time.time())
     candidates = [j for j in archive_jobs(200, seed=7, now=now) if j.cluster == "fritz"]
     jobs = []
@@ -184,6 +197,8 @@ def make_ui_site(root: Path, *, extra_jobs: int = 0) -> UISite:
                 partition="main",
                 meta_data=meta,
                 tags=tags,
+                # Two jobs share their nodes: the job view lists their concurrent jobs.
+                shared="multi_user" if i in (1, 2) else "none",
             )
         )
     write_archive_meta(archive, jobs, [cluster])
@@ -225,12 +240,77 @@ def make_ui_site(root: Path, *, extra_jobs: int = 0) -> UISite:
             raise RuntimeError("UI test server did not start")
         time.sleep(0.02)
     site = UISite(root, f"http://127.0.0.1:{port}", app, server, thread)
+    _live(site, priv, cluster, now)
     from cc_core.db.jobs import SYSTEM_USER
 
     page = app.state["services"].db.jobs.list_sync(SYSTEM_USER)
     site.jobs = sorted(page.items, key=lambda j: j.start_time)
     site.xss_job = next(j.id for j in site.jobs if j.start_time == jobs[0].start_time)
     return site
+
+
+#: Running jobs of the live part: (job id, hosts). Their nodes get two hours of samples in the
+#: embedded metric store and the state "allocated"; a few idle/down nodes get states only.
+RUNNING = ((2_000_001, ("f0100", "f0101")), (2_000_002, ("f0102",)))
+IDLE_NODES = {"f0000": "idle", "f0001": "idle", "f0002": "mixed", "f0003": "down"}
+LIVE_SECONDS = 2 * 3600
+
+
+def _live(site: UISite, private_key: str, cluster: Any, now: int) -> None:
+    """Running jobs, metric samples and node states, sent as a real site gets them: ``start_job``,
+    ``POST /api/write`` (line protocol) and ``POST /api/nodestate/`` with an API token."""
+    import httpx
+
+    from cc_core.auth.jwt_tokens import load_private_key, mint
+
+    token = mint(load_private_key(private_key), "ui-api", ["api"], max_age_seconds=3600)
+    headers = {"Authorization": f"Bearer {token}"}
+    start = now - LIVE_SECONDS
+    sub = cluster.sub_clusters[0].name
+    with httpx.Client(base_url=site.base_url, headers=headers, timeout=60) as client:
+        for job_id, hosts in RUNNING:
+            body = {
+                "cluster": cluster.name,
+                "subCluster": sub,
+                "partition": "main",
+                "jobId": job_id,
+                "jobState": "running",
+                "user": "runner",
+                "project": "ui-running" if job_id % 2 else "ui-other",
+                "numNodes": len(hosts),
+                "numHwthreads": 72 * len(hosts),
+                "numAcc": 0,
+                "resources": [{"hostname": h} for h in hosts],
+                "startTime": start,
+                "submitTime": start,
+                "walltime": 86400,
+                "metaData": {"jobName": f"running-{job_id}"},
+            }
+            r = client.post("/api/jobs/start_job/", json=body)
+            r.raise_for_status()
+        rng = np.random.default_rng(5)
+        lines: list[str] = []
+        times = range(start - start % 60, now, 60)
+        for _, hosts in RUNNING:
+            for h in hosts:
+                for mc in cluster.metric_config:
+                    # At the metric's native scope (the store aggregates finer scopes up, not down).
+                    ids = {"hwthread": range(72), "socket": range(2)}.get(mc.scope, [None])
+                    level = (mc.peak or 100) * 0.4 / len(ids)
+                    for i in ids:
+                        tags = f"{mc.name},cluster={cluster.name},hostname={h},type="
+                        tags += "node" if i is None else f"{mc.scope},type-id={i}"
+                        for t in times:
+                            v = level * (0.7 + 0.3 * float(np.sin(t / 900)) * float(rng.random()))
+                            lines.append(f"{tags} value={v:.3f} {t}")
+        r = client.post("/api/write", content="\n".join(lines) + "\n")
+        r.raise_for_status()
+        states = {h: "allocated" for _, hosts in RUNNING for h in hosts} | IDLE_NODES
+        nodes = [
+            {"hostname": h, "states": [st], "jobsRunning": int(st == "allocated")} for h, st in states.items()
+        ]
+        r = client.post("/api/nodestate/", json={"cluster": cluster.name, "nodes": nodes})
+        r.raise_for_status()
 
 
 def _import(config: Any) -> None:

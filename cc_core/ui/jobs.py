@@ -8,6 +8,7 @@ GraphQL request (aliased ``jobMetrics`` per visible job) — no request per row.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -40,6 +41,17 @@ def page_url(request: Request[Any, Any, Any], **changes: Any) -> str:
     params = [(k, v) for k, vs in request.query_params.dict().items() for v in vs if k not in changes]
     params += [(k, str(v)) for k, v in changes.items() if v is not None]
     return f"{request.url.path}?{urlencode(params)}" if params else request.url.path
+
+
+def start_range_inputs(raw: str) -> tuple[str, str]:
+    """``startTime=<from>-<to>`` (epoch seconds, upstream's format) as the picker's two
+    ``datetime-local`` values (UTC); named ranges (``last24h`` …) and bad values give empty inputs."""
+    parts = raw.split("-")
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        return "", ""
+    return tuple(  # type: ignore[return-value]
+        datetime.fromtimestamp(int(p), UTC).strftime("%Y-%m-%dT%H:%M") for p in parts
+    )
 
 
 @get("/monitoring/jobs/", name="ui-jobs")
@@ -91,10 +103,16 @@ async def job_list(request: Request[Any, Any, Any]) -> Template:
         "resolution": max(resolutions.resolutions) if resolutions and resolutions.resolutions else None,
         "plot": {k: v for k, v in config.items() if k.startswith("plotConfiguration_")},
     }
-    tags = await services.db.tags.visible(user)
+    target = request.headers.get("hx-target")
+    # htmx names the element it swaps: the whole table (filters, pages, refresher) or the sentinel row
+    # of continuous scrolling (just the next page's rows).
+    template = {"job-table": "ui/_jobs_table.html", "job-more": "ui/_jobs_rows.html"}.get(
+        target or "", "ui/jobs.html"
+    )
+    tags = await services.db.tags.visible(user) if template == "ui/jobs.html" else []
     return render(
         request,
-        "ui/_jobs_table.html" if request.headers.get("hx-target") == "job-table" else "ui/jobs.html",
+        template,
         title="Job list",
         q=q,
         rows=rows,
@@ -112,6 +130,8 @@ async def job_list(request: Request[Any, Any, Any]) -> Template:
         tags=tags,
         clusters=catalog.names(),
         show_footprint=bool(config.get("jobList_showFootprint", True)),
+        paging=bool(config.get("jobList_usePaging", False)),
+        start_range=start_range_inputs(q.form.get("startTime", "")),
         metric_key=f"metricConfig_jobListMetrics:{cluster_filter}"
         if cluster_filter
         else "metricConfig_jobListMetrics",

@@ -3,7 +3,9 @@ and the kiosk dashboard ``/monitoring/dashboard/{cluster}`` (admin or support: i
 contract §14.
 
 One page with tabs: Status (info cards: nodes, allocated nodes, running jobs, users, cores,
-accelerators; node-state pie and the node states over the last day; cluster metric totals), Health
+accelerators; the roofline of the running jobs (one point per job: node averages of flops_any and
+mem_bw from GraphQL ``jobsMetricStats``); top projects; node-state pie and the node states over the
+last day; cluster metric totals), Health
 (health-state pie, nodes not in the full state), Usage (top users/projects of the running jobs as pies,
 duration/nodes/cores histograms), Statistics (footprint-metric histograms of the running jobs).
 Counts come from the repositories on the server; ``status.js`` draws them and asks GraphQL
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 TOP = 10
 RUNNING_TOTALS = ("totalJobs", "totalUsers", "totalNodes", "totalCores", "totalAccs")
 TOTAL_METRICS = ("flops_any", "mem_bw")
+ROOFLINE_METRICS = ("flops_any", "mem_bw")
 
 
 async def _status_data(request: Request[Any, Any, Any], cluster: Any) -> dict[str, Any]:
@@ -94,6 +97,14 @@ async def _status_data(request: Request[Any, Any, Any], cluster: Any) -> dict[st
         "timed": [{"state": t.state, "times": t.times, "counts": t.counts} for t in timed],
         "unhealthy": unhealthy[:200],
         "totalMetrics": [m for m in TOTAL_METRICS if cluster.metric(m) is not None],
+        # The roofline of the running jobs (status.js asks jobsMetricStats): the highest roofs of
+        # the cluster's subclusters.
+        "roofline": all(cluster.metric(m) is not None for m in ROOFLINE_METRICS),
+        "peaks": {
+            "flopRateSimd": max((sc.flop_rate_simd.value for sc in cluster.sub_clusters), default=0),
+            "flopRateScalar": max((sc.flop_rate_scalar.value for sc in cluster.sub_clusters), default=0),
+            "memoryBandwidth": max((sc.memory_bandwidth.value for sc in cluster.sub_clusters), default=0),
+        },
     }
 
 

@@ -2,8 +2,9 @@
 
 * ``/monitoring/systems/{cluster}`` — one metric (``?metric=``) for every node of the cluster, small
   plots from one GraphQL ``nodeMetrics`` request;
-* ``/monitoring/systems/list/{cluster}[/{subcluster}]`` — the node list: state and host filters, paging,
-  a row of metric plots per node and the number of running jobs (``nodeMetricsList`` + one ``jobs``);
+* ``/monitoring/systems/list/{cluster}[/{subcluster}]`` — the node list: state and host filters, paging
+  and the page's hosts with their metrics from one GraphQL ``nodeMetricsList`` (plus one ``jobs`` for
+  the running-job counts); the metric selection is the user's ``nodeList_selectedMetrics:<cluster>``;
 * ``/monitoring/node/{cluster}/{host}`` — every metric of one node, its state and its running jobs.
 
 The controllers check the role, the cluster and the URL parameters and render the frame; ``systems.js``
@@ -110,9 +111,12 @@ async def _node_list(request: Request[Any, Any, Any], cluster: str, subcluster: 
     raw_page = (params.get("page") or ["1"])[0]
     page = int(raw_page) if raw_page.isdigit() and int(raw_page) > 0 else 1
     per_page = int(config.get("nodeList_nodesPerPage") or 10)
-    hosts, states, total = await _node_page(request, c, subcluster, state, host, page, per_page)
+    # Upstream's key for the node list's metric selection (MetricSelection with the cluster appended);
+    # our earlier key is still read.
+    key = f"nodeList_selectedMetrics:{cluster}"
     chosen = (
-        config.get(f"metricConfig_nodeListMetrics:{cluster}")
+        config.get(key)
+        or config.get(f"metricConfig_nodeListMetrics:{cluster}")
         or [m.name for m in c.metric_config if m.footprint]
         or [m.name for m in c.metric_config[:4]]
     )
@@ -125,16 +129,16 @@ async def _node_list(request: Request[Any, Any, Any], cluster: str, subcluster: 
         host=host,
         page=page,
         perPage=per_page,
-        hosts=hosts,
-        states=states,
-        totalNodes=total,
-        hasNextPage=page * per_page < total,
         metrics=[m for m in chosen if c.metric(m) is not None],
+        allMetrics=[m.name for m in c.metric_config],
+        metricKey=key,
     )
     return render(
         request,
         "ui/systems.html",
         title=f"Node list · {c.name}",
+        all_metrics=data["allMetrics"],
+        selected_metrics=data["metrics"],
         cluster=c,
         view="list",
         subcluster=subcluster,
@@ -146,45 +150,6 @@ async def _node_list(request: Request[Any, Any, Any], cluster: str, subcluster: 
         ranges=RANGES,
         page_json=json_script(data),
     )
-
-
-async def _node_page(
-    request: Request[Any, Any, Any],
-    cluster: Any,
-    subcluster: str,
-    state: str,
-    host: str,
-    page: int,
-    per_page: int,
-) -> tuple[list[str], dict[str, str], int]:
-    """One page of hostnames (topology order) with their latest scheduler state: the subclusters'
-    node lists, the node table's states; ``state`` ``notindb`` = topology nodes without a state row."""
-    from cc_core.db.nodes import NodeFilter
-    from cc_core.schema.cluster import NodeListError, expand_nodelist
-
-    topology: list[str] = []
-    for sc in cluster.sub_clusters:
-        if subcluster and sc.name != subcluster:
-            continue
-        try:
-            topology.extend(h for h in expand_nodelist(sc.nodes) if h not in topology)
-        except NodeListError:
-            continue
-    user = current_user(request)
-    rows = await request.app.state["services"].db.nodes.list(
-        user, [NodeFilter(cluster=StringInput(eq=cluster.name))]
-    )
-    states = {n.hostname: n.scheduler_state for n in rows if not subcluster or n.sub_cluster == subcluster}
-    hosts = topology + sorted(h for h in states if h not in topology)
-    if host:
-        hosts = [h for h in hosts if host in h]
-    if state == "notindb":
-        hosts = [h for h in hosts if h not in states]
-    elif state != "all":
-        hosts = [h for h in hosts if states.get(h) == state]
-    start = (page - 1) * per_page
-    chosen = hosts[start : start + per_page]
-    return chosen, {h: states.get(h, "") for h in chosen}, len(hosts)
 
 
 @get("/monitoring/systems/list/{cluster:str}", name="ui-node-list")

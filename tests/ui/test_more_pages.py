@@ -236,3 +236,87 @@ def test_admin_deletes_a_tag(ui_site: UISite, chromium: Any) -> None:
         assert user.locator(".cc-tag-delete").count() == 0
     finally:
         user.context.close()
+
+
+def _series(page: Any, selector: str) -> list[int]:
+    return [int(x or 0) for x in page.eval_on_selector_all(selector, "els => els.map(e => e.dataset.series)")]
+
+
+def test_node_views_draw_live_data_and_node_list_pages_and_selects_metrics(
+    ui_site: UISite, chromium: Any, screenshot_dir: Path
+) -> None:
+    """The live part of the test site (running jobs, samples written to the metric store, node states):
+    the node list (one ``nodeMetricsList``) draws series for the allocated nodes, pages, and keeps its
+    metric selection (``nodeList_selectedMetrics:fritz`` via updateConfiguration); the overview and
+    the node view draw series too."""
+    from cc_core.testing.ui import IDLE_NODES, RUNNING
+
+    page = ui_site.page(chromium, "support")
+    try:
+        page.goto(f"{ui_site.base_url}/monitoring/systems/list/fritz")
+        page.wait_for_selector("body[data-plots-ready]", state="attached")
+        hosts = page.eval_on_selector_all("#node-table tbody tr", "rows => rows.map(r => r.dataset.host)")
+        allocated = [h for _, hs in RUNNING for h in hs]
+        assert sorted(hosts) == sorted(allocated + list(IDLE_NODES))
+        for h in allocated:
+            assert all(n > 0 for n in _series(page, f"#node-table tr[data-host={h}] .cc-plot")), h
+            assert "1 running job(s)" in page.inner_text(f"#node-table tr[data-host={h}]")
+        page.screenshot(path=str(screenshot_dir / "nodelist.png"), full_page=True)
+        # Metric selection: just mem_used and cpu_load, stored, and the list shows those columns.
+        page.click("#node-metric-btn")
+        for box in page.locator("#node-metric-select input[data-metric]").all():
+            box.set_checked(box.get_attribute("value") in ("cpu_load", "mem_used"))
+        page.click("#node-metric-apply")
+        page.wait_for_function(
+            "document.querySelectorAll('#node-table thead th').length === 3", polling=200, timeout=15000
+        )
+        assert page.locator("#node-table thead th").all_inner_texts()[1:] == ["cpu_load", "mem_used"]
+        # Paging: two nodes per page (the user setting), page 2 shows other hosts.
+        r = page.request.post(
+            f"{ui_site.base_url}/frontend/configuration/", form={"key": "nodeList_nodesPerPage", "value": "2"}
+        )
+        assert r.ok
+        page.goto(f"{ui_site.base_url}/monitoring/systems/list/fritz?page=2")
+        page.wait_for_selector("body[data-plots-ready]", state="attached")
+        second = page.eval_on_selector_all("#node-table tbody tr", "rows => rows.map(r => r.dataset.host)")
+        assert len(second) == 2 and set(second) <= set(hosts)
+        assert page.locator("#sys-pager .page-item:not(.disabled) a").count() == 2  # « and »
+        # Overview (one metric, every node with data) and a node of a running job.
+        page.goto(f"{ui_site.base_url}/monitoring/systems/fritz?metric=mem_used")
+        page.wait_for_selector("body[data-plots-ready]", state="attached")
+        for h in allocated:
+            assert _series(page, f".cc-node[data-host={h}] .cc-plot") == [1]
+        page.goto(f"{ui_site.base_url}/monitoring/node/fritz/{allocated[0]}")
+        page.wait_for_selector("body[data-plots-ready]", state="attached")
+        assert all(n > 0 for n in _series(page, "#sys-plots .cc-plot"))
+        assert page.inner_text("#node-running") == "1"
+        assert_clean(page)
+    finally:
+        page.request.post(
+            f"{ui_site.base_url}/frontend/configuration/",
+            form={"key": "nodeList_nodesPerPage", "value": "10"},
+        )
+        page.context.close()
+
+
+def test_status_shows_running_jobs_roofline_and_top_projects(
+    ui_site: UISite, chromium: Any, screenshot_dir: Path
+) -> None:
+    """The Status tab: the running jobs on the roofline (jobsMetricStats over the metric store's
+    samples: one point per job) and their projects with node counts; the totals drawn."""
+    from cc_core.testing.ui import RUNNING
+
+    page = ui_site.page(chromium, "admin")
+    try:
+        page.goto(f"{ui_site.base_url}/monitoring/status/fritz")
+        page.wait_for_selector("body[data-plots-ready]", state="attached")
+        assert page.get_attribute("#status-roofline", "data-points") == str(len(RUNNING))
+        assert page.locator("#status-roofline canvas").count() >= 1
+        rows = page.locator("#status-top-projects tbody tr").all_inner_texts()
+        projects = {r.split("\t")[1].strip(): r.split("\t")[2].strip() for r in rows}
+        assert projects == {"ui-running": "2", "ui-other": "1"}
+        assert page.locator("#status-cards").inner_text().count("3") >= 1  # 3 allocated nodes
+        page.screenshot(path=str(screenshot_dir / "status.png"), full_page=True)
+        assert_clean(page)
+    finally:
+        page.context.close()

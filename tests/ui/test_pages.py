@@ -7,6 +7,7 @@ Screenshots go to ``$CC_SCREENSHOT_DIR`` (else a temporary directory).
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +45,8 @@ def test_pages_load_for_each_role(ui_site: UISite, chromium: Any, role: str, scr
         page.wait_for_selector("#job-table .cc-plot canvas", timeout=15000)
         assert _nav_titles(page) == NAV[role]
         rows = page.locator("#job-table tbody tr[data-job]").count()
-        # user: own 4 jobs; manager: project ui-project (all 6); support/admin: all 6.
-        assert rows == (4 if role == "user" else 6)
+        # user: own 4 jobs; manager: project ui-project (all 6 finished); support/admin: + 2 running.
+        assert rows == {"user": 4, "manager": 6}.get(role, 8)
         if role in ("admin", "user"):
             page.screenshot(path=str(screenshot_dir / f"jobs-{role}.png"), full_page=True)
         page.goto(f"{ui_site.base_url}/monitoring/job/{_own_job(ui_site)}")
@@ -71,14 +72,14 @@ def test_job_list_filter_sort_and_page_update_the_url(ui_site: UISite, chromium:
         page.wait_for_selector("#job-table .cc-plot canvas")
         page.fill("#f-jobName", "")
         page.press("#f-jobName", "Enter")
-        page.wait_for_function("document.querySelectorAll('#job-table tbody tr[data-job]').length === 6")
+        page.wait_for_function("document.querySelectorAll('#job-table tbody tr[data-job]').length === 8")
         page.select_option("#f-sort", "jobId")
         page.wait_for_url("**sort=jobId**")
         page.select_option("#f-order", "asc")
         page.wait_for_url("**order=asc**")
         page.wait_for_function(
             "(() => { const ids = [...document.querySelectorAll('#job-table tbody tr[data-job] td a.fw-bold')].map(a => +a.textContent);"
-            " return ids.length === 6 && ids.every((v, i) => i === 0 || ids[i - 1] <= v); })()"
+            " return ids.length === 8 && ids.every((v, i) => i === 0 || ids[i - 1] <= v); })()"
         )
         page.check("#f-state-failed")
         page.wait_for_url("**state=failed**")
@@ -86,9 +87,10 @@ def test_job_list_filter_sort_and_page_update_the_url(ui_site: UISite, chromium:
         # Back restores the previous list, plots drawn again.
         page.go_back()
         page.wait_for_url(lambda url: "state=failed" not in url)
-        page.wait_for_function("document.querySelectorAll('#job-table tbody tr[data-job]').length === 6")
+        page.wait_for_function("document.querySelectorAll('#job-table tbody tr[data-job]').length === 8")
         page.wait_for_selector("#job-table tr[data-job] .cc-plot canvas")
-        # Paging: two per page, the next page link pushes page=2.
+        # Paging (the user setting jobList_usePaging): two per page, the next page link pushes page=2.
+        _set(page, ui_site, "jobList_usePaging", True)
         page.goto(f"{ui_site.base_url}/monitoring/jobs/?itemsPerPage=2&sort=jobId&order=asc")
         page.wait_for_selector("#job-table .cc-plot canvas")
         first = page.locator("#job-table tbody tr[data-job]").first.get_attribute("data-job")
@@ -97,7 +99,7 @@ def test_job_list_filter_sort_and_page_update_the_url(ui_site: UISite, chromium:
         page.wait_for_function(
             f"document.querySelector('#job-table tbody tr[data-job]').dataset.job !== '{first}'"
         )
-        page.wait_for_function("document.getElementById('job-count').textContent === '6 jobs · 3 pages'")
+        page.wait_for_function("document.getElementById('job-count').textContent === '8 jobs · 4 pages'")
         # A bookmarked upstream URL opens the same list.
         page.goto(
             f"{ui_site.base_url}/monitoring/jobs/?user=someone&duration=morethan-3600&startTime=last30d"
@@ -105,6 +107,85 @@ def test_job_list_filter_sort_and_page_update_the_url(ui_site: UISite, chromium:
         users = page.locator("#job-table tbody tr[data-job] .bi-person + a").all_inner_texts()
         assert users and set(users) == {"someone-else"}
         assert page.input_value("#f-user") == "someone" and page.input_value("#f-duration") == "morethan-3600"
+        assert_clean(page)
+    finally:
+        _set(page, ui_site, "jobList_usePaging", False)
+        page.context.close()
+
+
+def _set(page: Any, site: UISite, key: str, value: Any) -> None:
+    """Store a UI setting of the page's user (`POST /frontend/configuration/`, the settings page's way)."""
+    response = page.request.post(
+        f"{site.base_url}/frontend/configuration/", form={"key": key, "value": json.dumps(value)}
+    )
+    assert response.ok, response.text()
+
+
+def _rows(page: Any) -> int:
+    return int(page.locator("#job-table tbody tr[data-job]").count())
+
+
+def test_job_list_scrolls_refreshes_picks_ranges_and_compares(
+    ui_site: UISite, chromium: Any, screenshot_dir: Path
+) -> None:
+    """Upstream's default (no paging): a sentinel row loads the next page when revealed, the URL stays;
+    the refresher re-fetches the table; the from/to picker writes upstream's ``startTime=<from>-<to>``;
+    two checked jobs are compared in one ``jobsMetricStats`` plot per metric."""
+    page = ui_site.page(chromium, "manager", height=700)
+    try:
+        page.clock.install()
+        url = f"{ui_site.base_url}/monitoring/jobs/?itemsPerPage=2&sort=jobId&order=asc"
+        page.goto(url)
+        page.wait_for_selector("#job-table .cc-plot canvas")
+        assert page.locator("#job-table .cc-pager").count() == 0
+        for _ in range(6):
+            if _rows(page) == 6:
+                break
+            # The sentinel may already be in view (and gone): scroll the window, compare with the
+            # count from before the scroll.
+            n = _rows(page)
+            page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+            page.wait_for_function(f"document.querySelectorAll('#job-table tbody tr[data-job]').length > {n}")
+        assert _rows(page) == 6 and page.locator("#job-more").count() == 0
+        assert page.url == url
+        ids = [int(t) for t in page.locator("#job-table tbody tr[data-job] td a.fw-bold").all_inner_texts()]
+        assert ids == sorted(ids) and len(set(ids)) == 6
+        page.wait_for_function(
+            "document.querySelectorAll('#job-table .cc-plot[data-job]').length > 0 && "
+            "[...document.querySelectorAll('#job-table .cc-plot[data-job]')].every(c => c.querySelector('canvas'))"
+        )
+
+        # Refresher: 30 s → the table partial is fetched again (the fake clock jumps ahead).
+        page.select_option("#job-refresh", "30")
+        with page.expect_response(
+            lambda r: "/monitoring/jobs/?" in r.url and r.request.headers.get("hx-target") == "job-table"
+        ):
+            page.clock.run_for(31_000)
+        page.wait_for_function("document.querySelectorAll('#job-table tbody tr[data-job]').length === 2")
+        page.select_option("#job-refresh", "0")
+
+        # Compare two jobs.
+        boxes = page.locator('#job-table input[name="compare"]')
+        assert page.is_disabled("#compare-btn")
+        boxes.nth(0).check()
+        boxes.nth(1).check()
+        assert page.inner_text("#compare-n") == "2"
+        page.click("#compare-btn")
+        page.wait_for_selector("#compare-plots .cc-compare-plot canvas")
+        assert page.locator("#compare-plots .cc-compare-plot").count() >= 1
+        assert str(ids[0]) in page.inner_text("#compare-msg")
+        page.screenshot(path=str(screenshot_dir / "jobs-compare.png"), full_page=True)
+
+        # Start-time range: from/to (UTC) → startTime=<from>-<to> in the URL and a matching list.
+        start = min(j.start_time for j in ui_site.jobs)
+        fmt = "%Y-%m-%dT%H:%M"
+        page.fill("#f-start-from", time.strftime(fmt, time.gmtime(start - 60)))
+        page.fill("#f-start-to", time.strftime(fmt, time.gmtime(start + 60)))
+        page.wait_for_url(f"**startTime={(start - 60) // 60 * 60}-*")
+        page.wait_for_function("document.querySelectorAll('#job-table tbody tr[data-job]').length === 1")
+        page.wait_for_load_state("networkidle")
+        page.reload()
+        assert page.input_value("#f-start-from") == time.strftime(fmt, time.gmtime((start - 60) // 60 * 60))
         assert_clean(page)
     finally:
         page.context.close()
@@ -263,12 +344,38 @@ def test_metric_selection_is_stored_per_user(ui_site: UISite, chromium: Any) -> 
                 box.uncheck()
         page.click("#metric-apply")
         page.wait_for_function(
-            "[...document.querySelectorAll('#job-table thead th')].slice(2).map(t => t.textContent).join() === 'cpu_power,mem_bw'"
+            "[...document.querySelectorAll('#job-table thead th')].slice(3).map(t => t.textContent).join() === 'cpu_power,mem_bw'"
         )
-        page.wait_for_selector("#job-table td:nth-child(3) .cc-plot canvas")
+        page.wait_for_selector("#job-table td:nth-child(4) .cc-plot canvas")
         page.reload()
-        headers = page.locator("#job-table thead th").all_inner_texts()[2:]
+        headers = page.locator("#job-table thead th").all_inner_texts()[3:]  # compare, job info, footprint
         assert headers == ["cpu_power", "mem_bw"]
+        assert_clean(page)
+    finally:
+        page.context.close()
+
+
+def test_job_view_lists_concurrent_jobs(ui_site: UISite, chromium: Any) -> None:
+    """A shared-node job lists the jobs that ran on its first node meanwhile (GraphQL concurrentJobs),
+    each a link, plus a link to the job list of all of them."""
+    page = ui_site.page(chromium, "admin")
+    try:
+        shared = ui_site.jobs[1]
+        page.goto(f"{ui_site.base_url}/monitoring/job/{shared.id}")
+        page.wait_for_selector("#concurrent-list a", state="attached")
+        page.click("#concurrent-tab")
+        others = {str(j.job_id) for j in ui_site.jobs if j.id != shared.id}
+        links = page.locator("#concurrent-list a").all_inner_texts()
+        assert links and set(links) <= others | {str(shared.job_id)}
+        assert int(page.inner_text("#concurrent-count")) == len(links)
+        page.click("#concurrent-all")
+        page.wait_for_url("**/monitoring/jobs/?cluster=fritz&jobId=*")
+        page.wait_for_selector("#job-table tbody tr[data-job]")
+        assert page.locator("#job-table tbody tr[data-job]").count() == len(links)
+        # A job that does not share its nodes says so.
+        page.goto(f"{ui_site.base_url}/monitoring/job/{ui_site.jobs[3].id}")
+        page.wait_for_function("document.getElementById('concurrent-count').textContent === '0'")
+        assert "Not a shared-node job" in page.inner_text("#job-concurrent")
         assert_clean(page)
     finally:
         page.context.close()

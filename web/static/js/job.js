@@ -254,6 +254,36 @@ async function removeTag(id) {
   }
 }
 
+// ------------------------------------------------------------------------------------ concurrent jobs
+
+// Jobs that shared this job's nodes while it ran (upstream's concurrentJobs: only for shared-node jobs
+// longer than the configured minimum; otherwise null): links to each job and to the list of all.
+async function loadConcurrent() {
+  const box = document.getElementById("job-concurrent");
+  const badge = document.getElementById("concurrent-count");
+  let found;
+  try {
+    found = (await gql("query($id: ID!) { job(id: $id) { concurrentJobs { items { id jobId } count listQuery } } }", { id: String(page.id) })).job?.concurrentJobs;
+  } catch (e) {
+    box.replaceChildren(el("p", { class: "text-danger" }, `could not load the concurrent jobs: ${e.message}`));
+    badge.textContent = "!";
+    return;
+  }
+  badge.textContent = String(found?.count ?? 0);
+  if (!found || !found.count) {
+    box.replaceChildren(el("p", { class: "text-muted" }, found ? "No concurrent jobs." : "Not a shared-node job: no concurrent jobs are listed."));
+    return;
+  }
+  const list = el("ul", { class: "list-inline mb-1", id: "concurrent-list" });
+  for (const item of found.items) {
+    const li = el("li", { class: "list-inline-item" });
+    li.append(el("a", { href: `/monitoring/job/${encodeURIComponent(item.id)}` }, String(item.jobId)));
+    list.append(li);
+  }
+  const all = el("a", { href: `/monitoring/jobs/?${found.listQuery}`, id: "concurrent-all" }, `show all ${found.count} in the job list`);
+  box.replaceChildren(list, all);
+}
+
 // ------------------------------------------------------------------------------------------- start
 
 async function main() {
@@ -262,6 +292,7 @@ async function main() {
   const scopeSelect = document.querySelector("#tag-form select[name=scope]");
   if (!page.canGlobalTags) scopeSelect.querySelector("option[value=global]").remove();
   if (!page.canAdminTags) scopeSelect.querySelector("option[value=admin]").remove();
+  loadConcurrent();
   const wanted = [...new Set([...page.plotMetrics, ...page.tableMetrics, "flops_any", "mem_bw"])].filter((m) => page.metricConfig[m]);
   try {
     remember(await loadMetrics(wanted, page.scopes, null));

@@ -4,10 +4,18 @@
 
 import { jobMetricsBatch } from "./graphql.js";
 import { metricPlot } from "./plots.js";
+import { setupCompare } from "./compare.js";
 
+// Every loaded page of rows carries its own plot data (continuous scrolling appends pages): merge them.
 function pageData() {
-  const el = document.getElementById("job-plot-data");
-  return el ? JSON.parse(el.textContent) : null;
+  const blocks = [...document.querySelectorAll("#job-table script.job-plot-data")].map((el) => JSON.parse(el.textContent));
+  if (!blocks.length) return null;
+  const merged = { ...blocks[0], jobs: [], metricConfig: {} };
+  for (const b of blocks) {
+    merged.jobs.push(...b.jobs);
+    Object.assign(merged.metricConfig, b.metricConfig);
+  }
+  return merged;
 }
 
 export async function drawJobPlots() {
@@ -16,9 +24,11 @@ export async function drawJobPlots() {
   const cells = [...document.querySelectorAll("#job-table .cc-plot[data-job]:not([data-drawn])")];
   if (!cells.length) return;
   for (const cell of cells) cell.dataset.drawn = "1";
+  const wanted = new Set(cells.map((c) => c.dataset.job));
+  const jobs = data.jobs.filter((j) => wanted.has(String(j.id)));
   let result;
   try {
-    result = await jobMetricsBatch(data.jobs.map((j) => ({ id: j.id, metrics: j.metrics })), { scopes: ["node"], resolution: data.resolution });
+    result = await jobMetricsBatch(jobs.map((j) => ({ id: j.id, metrics: j.metrics })), { scopes: ["node"], resolution: data.resolution });
   } catch (e) {
     for (const cell of cells) cell.querySelector(".cc-plot-msg")?.replaceChildren(document.createTextNode(`error: ${e.message}`));
     return;
@@ -95,4 +105,45 @@ document.body.addEventListener("htmx:historyRestore", () => {
   drawJobPlots();
 });
 document.getElementById("metric-apply")?.addEventListener("click", applyMetrics);
+
+// The start-time range picker: two datetime-local inputs (UTC) written into the startTime select as
+// upstream's "<from>-<to>" epoch seconds; the select's change then submits the filter form.
+function utcSeconds(value) {
+  return Math.floor(Date.parse(`${value}:00Z`) / 1000);
+}
+function applyStartRange() {
+  const from = document.getElementById("f-start-from").value;
+  const to = document.getElementById("f-start-to").value;
+  const select = document.getElementById("f-startTime");
+  if (!from) return;
+  const end = to ? utcSeconds(to) : Math.floor(Date.now() / 1000);
+  const value = `${utcSeconds(from)}-${end}`;
+  let option = [...select.options].find((o) => o.value === value);
+  if (!option) {
+    for (const o of [...select.options]) if (/^\d+-\d+$/.test(o.value)) o.remove();
+    option = new Option(value, value);
+    select.add(option);
+  }
+  select.value = value;
+}
+for (const id of ["f-start-from", "f-start-to"]) document.getElementById(id)?.addEventListener("change", applyStartRange);
+document.getElementById("f-startTime")?.addEventListener("change", (event) => {
+  // A named range chosen by hand clears the pickers.
+  if (!/^\d+-\d+$/.test(event.target.value)) for (const id of ["f-start-from", "f-start-to"]) document.getElementById(id).value = "";
+});
+
+// The refresher (upstream's Refresher): re-fetches the table partial of the current URL.
+let refreshTimer = null;
+document.getElementById("job-refresh")?.addEventListener("change", (event) => {
+  clearInterval(refreshTimer);
+  refreshTimer = null;
+  const seconds = Number(event.target.value);
+  if (seconds > 0) {
+    refreshTimer = setInterval(() => {
+      htmx.ajax("GET", location.pathname + location.search, { target: "#job-table", swap: "outerHTML" });
+    }, seconds * 1000);
+  }
+});
+
+setupCompare();
 drawJobPlots();

@@ -3,7 +3,7 @@
 
 import { pie, statesOverTime, timeLine } from "./charts.js";
 import { gql } from "./graphql.js";
-import { colors, histogram } from "./plots.js";
+import { colors, histogram, roofline } from "./plots.js";
 
 const data = JSON.parse(document.getElementById("status-data").textContent);
 const width = (el) => Math.max(240, el.parentElement.clientWidth - 8);
@@ -50,6 +50,28 @@ async function totals() {
   }
 }
 
+// The running jobs on the roofline: ONE jobsMetricStats request, a point per job (its node averages).
+async function runningRoofline() {
+  const el = document.getElementById("status-roofline");
+  if (!el) return;
+  try {
+    const result = await gql(
+      `query($f: [JobFilter!]!) { jobsMetricStats(filter: $f, metrics: ["flops_any", "mem_bw"]) { id stats { name data { avg } } } }`,
+      { f: [{ cluster: { eq: data.cluster } }, { state: ["running"] }] },
+    );
+    const avg = (job, name) => job.stats.find((s) => s.name === name)?.data.avg ?? null;
+    const jobs = result.jobsMetricStats;
+    const plot = roofline(el, { flops: jobs.map((j) => avg(j, "flops_any")), membw: jobs.map((j) => avg(j, "mem_bw")), peaks: data.peaks, width: width(el), height: 280 });
+    el.dataset.points = plot ? String(plot.data[0].length) : "0";
+  } catch (e) {
+    const div = document.createElement("div");
+    div.className = "cc-plot-msg";
+    div.textContent = `not available: ${e.message}`;
+    el.replaceChildren(div);
+    el.dataset.points = "0";
+  }
+}
+
 document.querySelectorAll('button[data-bs-toggle="tab"]').forEach((b) => b.addEventListener("shown.bs.tab", drawAll));
 drawAll();
-totals().finally(() => { document.body.dataset.plotsReady = "1"; });
+Promise.all([totals(), runningRoofline()]).finally(() => { document.body.dataset.plotsReady = "1"; });

@@ -32,7 +32,9 @@ function stateBadge(state) {
 
 function plot(cell, metric, width, height) {
   const found = metric?.metric;
-  metricPlot(cell, { metric: metric?.name, scope: "node", data: found, config: data.metricConfig[metric?.name], numNodes: 1, width, height, plotConfig: data.plot, legend: false });
+  const drawn = metricPlot(cell, { metric: metric?.name, scope: "node", data: found, config: data.metricConfig[metric?.name], numNodes: 1, width, height, plotConfig: data.plot, legend: false });
+  // How many series were drawn (0 = no data): the tests and a glance in the inspector read it.
+  cell.dataset.series = drawn ? String(drawn.series.length - 1) : "0";
 }
 
 function fail(e) {
@@ -60,19 +62,17 @@ async function overview() {
 }
 
 async function nodeList() {
-  // The page of hosts comes from the server (topology + node table); metrics for just those hosts.
-  const q = `query($c: String!, $n: [String!], $m: [String!], $from: Time!, $to: Time!) {
-    nodeMetrics(cluster: $c, nodes: $n, metrics: $m, scopes: [node], from: $from, to: $to) { host metrics { ${METRIC} } }
+  // One request: the page of hosts (node table + topology, state/host filters, paging) with their
+  // metrics (nodeMetricsList), and the running jobs for the per-node counts.
+  const q = `query($c: String!, $sc: String!, $state: String!, $nf: String!, $m: [String!], $from: Time!, $to: Time!, $page: PageRequest) {
+    nodeMetricsList(cluster: $c, subCluster: $sc, stateFilter: $state, nodeFilter: $nf, metrics: $m, scopes: [node], from: $from, to: $to, page: $page) {
+      items { host nodeState subCluster metrics { ${METRIC} } } totalNodes hasNextPage }
     jobs(filter: [{cluster: {eq: $c}}, {state: [running]}], page: {itemsPerPage: -1, page: 1}) { items { resources { hostname } } } }`;
-  const result = data.hosts.length
-    ? await gql(q, { c: data.cluster, n: data.hosts, m: data.metrics, from: from.toISOString(), to: to.toISOString() })
-    : { nodeMetrics: [], jobs: { items: [] } };
-  const byHost = Object.fromEntries(result.nodeMetrics.map((n) => [n.host, n]));
-  const list = {
-    totalNodes: data.totalNodes,
-    hasNextPage: data.hasNextPage,
-    items: data.hosts.map((h) => ({ host: h, nodeState: data.states[h] || "notindb", subCluster: data.subCluster, metrics: byHost[h]?.metrics || [] })),
-  };
+  const result = await gql(q, {
+    c: data.cluster, sc: data.subCluster || "", state: data.state || "all", nf: data.host || "", m: data.metrics,
+    from: from.toISOString(), to: to.toISOString(), page: { itemsPerPage: data.perPage, page: data.page },
+  });
+  const list = result.nodeMetricsList;
   const running = {};
   for (const j of result.jobs.items) for (const r of j.resources) running[r.hostname] = (running[r.hostname] || 0) + 1;
   const table = el("table", "table table-sm table-bordered");
@@ -126,6 +126,23 @@ async function node() {
     plot(cell, metrics.find((m) => m.name === name), Math.max(240, col.clientWidth - 12), 200);
   }
 }
+
+// The node list's metric selection, stored as the user's nodeList_selectedMetrics:<cluster> setting
+// (GraphQL updateConfiguration, as upstream's MetricSelection does); then the list is drawn again.
+async function applyNodeMetrics() {
+  const menu = document.getElementById("node-metric-select");
+  const selected = [...menu.querySelectorAll("input[data-metric]:checked")].map((i) => i.value);
+  const error = document.getElementById("node-metric-error");
+  error.textContent = "";
+  try {
+    await gql("mutation($name: String!, $value: String!) { updateConfiguration(name: $name, value: $value) }", { name: data.metricKey, value: JSON.stringify(selected) });
+  } catch (e) {
+    error.textContent = `could not store the selection: ${e.message}`;
+    return;
+  }
+  window.location.reload();
+}
+document.getElementById("node-metric-apply")?.addEventListener("click", applyNodeMetrics);
 
 const views = { overview, list: nodeList, node };
 views[data.view]().catch(fail).finally(() => { document.body.dataset.plotsReady = "1"; });
