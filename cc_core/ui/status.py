@@ -95,6 +95,8 @@ async def _status_data(request: Request[Any, Any, Any], cluster: Any) -> dict[st
         "states": [{"state": s, "count": n} for s, n in states],
         "health": [{"state": s, "count": n} for s, n in health],
         "timed": [{"state": t.state, "times": t.times, "counts": t.counts} for t in timed],
+        # the chart's time axis is the window asked for, never stretched or squeezed by the data in it
+        "timedRange": [since, since + 86400],
         "unhealthy": unhealthy[:200],
         "totalMetrics": [m for m in TOTAL_METRICS if cluster.metric(m) is not None],
         # The roofline of the running jobs (status.js asks jobsMetricStats): the highest roofs of

@@ -316,6 +316,10 @@ def test_status_shows_running_jobs_roofline_and_top_projects(
         projects = {r.split("\t")[1].strip(): r.split("\t")[2].strip() for r in rows}
         assert projects == {"ui-running": "2", "ui-other": "1"}
         assert page.locator("#status-cards").inner_text().count("3") >= 1  # 3 allocated nodes
+        # node states over time: the axis spans the 24 h asked for, whatever the reports' times
+        page.wait_for_selector("[data-chart=timed][data-x-range]", state="attached")
+        lo, hi = map(float, page.get_attribute("[data-chart=timed]", "data-x-range").split())
+        assert hi - lo == 86400
         page.screenshot(path=str(screenshot_dir / "status.png"), full_page=True)
         assert_clean(page)
     finally:

@@ -58,8 +58,10 @@ export function pie(el, items, { size = 200, plotConfig = {} } = {}) {
   return palette;
 }
 
-/** Node states over time: series [{state, times, counts}] (epoch s) as stepped lines. */
-export function statesOverTime(el, series, { width, height = 200, plotConfig = {} } = {}) {
+/** Node states over time: series [{state, times, counts}] (epoch s) as stepped lines. ``range``
+ * ([from, to], epoch s) fixes the time axis to the window asked for: one report must not make the
+ * axis span years, nor a short burst look like a whole day. */
+export function statesOverTime(el, series, { width, height = 200, plotConfig = {}, range = null } = {}) {
   if (!series.length) {
     message(el, "no node state reports in this time range");
     return null;
@@ -76,7 +78,10 @@ export function statesOverTime(el, series, { width, height = 200, plotConfig = {
     uSeries.push({ label: s.state, stroke: palette[i % palette.length], width: 2, paths: uPlot.paths.stepped({ align: 1 }), spanGaps: false });
   });
   el.replaceChildren();
-  return new uPlot({ width: width || el.clientWidth || 400, height, series: uSeries, axes: [{}, { label: "nodes", values: (u, t) => t.map(shortNumber) }] }, columns, el);
+  const scales = range ? { x: { time: true, range: () => [range[0], range[1]] } } : {};
+  // data-x-range: what the time axis shows (for tests and debugging)
+  const hooks = { setScale: [(u, key) => { if (key === "x") el.dataset.xRange = `${u.scales.x.min} ${u.scales.x.max}`; }] };
+  return new uPlot({ width: width || el.clientWidth || 400, height, scales, hooks, series: uSeries, axes: [{}, { label: "nodes", values: (u, t) => t.map(shortNumber) }] }, columns, el);
 }
 
 /** One series over wall-clock time: {from (epoch s), timestep, data, unit}. */

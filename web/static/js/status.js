@@ -15,7 +15,7 @@ function drawAll() {
     const kind = el.dataset.chart;
     if (kind === "states") pie(el, data.states.map((s) => ({ label: s.state, value: s.count })));
     else if (kind === "health") pie(el, data.health.map((s) => ({ label: s.state, value: s.count })));
-    else if (kind === "timed") statesOverTime(el, data.timed, { width: width(el) });
+    else if (kind === "timed") statesOverTime(el, data.timed, { width: width(el), range: data.timedRange });
     else if (kind.startsWith("top-")) pie(el, data.top[kind.slice(4)].map((t) => ({ label: t.id, value: t.nodes })), { size: 160 });
     else if (kind === "hist") {
       const points = data.hist[el.dataset.hist].map((p) => (el.dataset.hist === "duration" ? { value: p.value / 3600, count: p.count } : p));
