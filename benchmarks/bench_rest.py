@@ -370,7 +370,8 @@ def _append_results(
         f"## REST job lifecycle over HTTP (`benchmarks/bench_rest.py`, {time.strftime('%Y-%m-%d')})",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, CPython {platform.python_version()}. Server:",
-        "`clustercockpit serve` (uvicorn, one process, h11, gzip on) in a subprocess on a fresh SQLite site; load:",
+        "`clustercockpit serve` (uvicorn with httptools and uvloop, one process, gzip on) in a subprocess on a",
+        f"fresh SQLite site (load average {os.getloadavg()[0]:.1f} before the run); load:",
         f"{CLIENTS} concurrent httpx clients (asyncio, one keep-alive connection each, back to back) in the",
         "benchmark process, every API request with an Ed25519 JWT. Client and server share the cores; *server",
         "capacity* = requests per second of server CPU time (all threads), which does not depend on the client.",
@@ -391,8 +392,23 @@ def _append_results(
         f"0 / 0 {_mark(not lost and not dup and not errors)} |",
         "",
     ]
-    with open(RESULTS_MD, "a", encoding="utf-8") as f:
-        f.write("\n".join(lines))
+    _replace_section(RESULTS_MD, "## REST job lifecycle over HTTP", "\n".join(lines).strip("\n") + "\n")
+
+
+def _replace_section(path: Path, heading: str, text: str) -> None:
+    """Put ``text`` in place of the section starting with ``heading`` (or append it): one section per
+    benchmark, the latest run."""
+    lines = path.read_text(encoding="utf-8").split("\n") if path.exists() else []
+    start = next((i for i, line in enumerate(lines) if line.startswith(heading)), None)
+    if start is None:
+        body = "\n".join(lines).rstrip("\n") + "\n\n" + text
+    else:
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        tail = "\n".join(lines[end:])
+        body = "\n".join(lines[:start]) + "\n" + text + ("\n" + tail if tail else "")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(body, encoding="utf-8")
+    tmp.replace(path)
 
 
 if __name__ == "__main__":
