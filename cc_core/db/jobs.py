@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import anyio
 import msgspec
 from sqlalchemy import Connection, delete, select, update
 
@@ -40,7 +39,6 @@ from cc_core.db.convert import (
     select_columns,
 )
 from cc_core.db.errors import (
-    DBError,
     DuplicateJobError,
     InvalidFilterError,
     InvalidInputError,
@@ -108,25 +106,11 @@ def _insert_sql(mark: str, n: int) -> str:
 _JSON_INSERT = {"footprint", "energy_footprint", "resources", "meta_data"}
 
 
-class _StartRequest:
-    """One queued start_job (see `JobRepository.start`)."""
-
-    __slots__ = ("done", "error", "job", "result")
-
-    def __init__(self, job: Job) -> None:
-        self.job = job
-        self.result: Job | None = None
-        self.error: BaseException | None = None
-        self.done = False
-
-
 class JobRepository:
     """Jobs in the database; see the module docstring for the rules every method follows."""
 
     def __init__(self, db: Any) -> None:
         self.db = db
-        self._start_queue: list[_StartRequest] = []
-        self._start_lock = anyio.Lock()
         self._stop_sql: dict[tuple[bool, bool], str] = {}
         self.dialect: str = db.dialect
         self.pg = self.dialect == "postgresql"
@@ -541,56 +525,13 @@ class JobRepository:
         24 h before (upstream's rule, which also catches a later-started duplicate). Tags in
         ``job.tags`` are created as needed and attached, each scope checked against ``user``.
 
-        SQLite: concurrent calls share a commit (group commit) — while one batch is being written by
-        the single writer, newly arriving jobs queue up and go in the next batch, each in its own
-        savepoint, so one job's failure never affects another's, and every caller returns only after
-        its job is committed. A single caller gets one transaction per job. PostgreSQL: one
-        transaction per job, concurrently on the connection pool.
+        SQLite: concurrent calls share a commit (`Database.write_grouped`); every caller returns only
+        after its job is committed. PostgreSQL: one transaction per job, concurrently on the pool.
         """
         job = self._prepare_start(job, user)
         if self.pg:  # concurrent transactions on the pool; the advisory lock orders same-key starts
             return await self.db.write(lambda c: self._start(c, job, None))
-        req = _StartRequest(job)
-        self._start_queue.append(req)
-        try:
-            async with self._start_lock:
-                if not req.done:
-                    batch, self._start_queue = self._start_queue, []
-                    try:
-                        await self.db.write(lambda c: self._start_batch(c, batch))
-                    except BaseException as e:  # the transaction failed: every job of the batch failed
-                        for r in batch:
-                            if not r.done:
-                                r.error, r.done = e, True
-                        if not isinstance(e, Exception):
-                            raise
-        except BaseException:
-            # Cancelled while waiting for its turn: a job nobody waits for must not be inserted later.
-            if req in self._start_queue:
-                self._start_queue.remove(req)
-            raise
-        if req.error is not None:
-            raise req.error
-        assert req.result is not None
-        return req.result
-
-    def _start_batch(self, conn: Connection, batch: list[_StartRequest]) -> None:
-        if len(batch) == 1:
-            r = batch[0]
-            r.result, r.done = self._start(conn, r.job, None), True
-            return
-        raw = conn.connection.driver_connection
-        assert raw is not None
-        for r in batch:
-            raw.execute("SAVEPOINT cc_start")
-            try:
-                r.result = self._start(conn, r.job, None)
-            except DBError as e:
-                raw.execute("ROLLBACK TO SAVEPOINT cc_start")
-                r.error = e
-            raw.execute("RELEASE SAVEPOINT cc_start")
-        for r in batch:  # results count only once the transaction commits
-            r.done = True
+        return await self.db.write_grouped(lambda c: self._start(c, job, None))
 
     def start_sync(self, job: Job, *, user: User | None = None) -> Job:
         job = self._prepare_start(job, user)
@@ -642,7 +583,7 @@ class JobRepository:
             raw.execute(self._stop_update_sql, (new_state, duration, job.id))
             return msgspec.structs.replace(job, job_state=new_state, duration=duration)
 
-        return await self.db.write(run)
+        return await self.db.write_grouped(run)
 
     async def update_metadata(self, id_: int, key: str, value: str) -> Job:
         """Set one ``meta_data`` key (REST ``edit_meta``); returns the job with its metadata."""
