@@ -44,7 +44,9 @@ class Connection:
                 await self._writer.wait_closed()
             self._reader = self._writer = None
 
-    def build(self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None) -> bytes:
+    def build(
+        self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+    ) -> bytes:
         """The request bytes, so callers can build once and send many times."""
         head = [f"{method} {path} HTTP/1.1\r\n".encode(), self._host_header]
         for name, value in (headers or {}).items():
