@@ -142,8 +142,9 @@ class Archiver:
         self.failed = 0
         self.skipped = 0
         self.claims = ArchiveClaims(db, holder or default_holder(), ttl=claim_ttl or DEFAULT_TTL)
-        # The sweep scans the job table for status 1 (no index): periodic only where replicas can share
-        # the database (PostgreSQL); an SQLite site has one server, which sweeps at start-up only.
+        # The sweep reads the partial index jobs_archive_pending (migration 7). Periodic only where
+        # replicas can share the database (PostgreSQL); an SQLite site has one server, which sweeps at
+        # start-up only.
         if sweep_interval is None:
             sweep_interval = 0.0 if db.is_sqlite else 60.0
         self.sweep_interval = sweep_interval
@@ -191,7 +192,7 @@ class Archiver:
 
     async def pending_jobs(self) -> list[Job]:
         """Jobs that are stopped but not archived (monitoring status 1), oldest first."""
-        from sqlalchemy import select
+        from sqlalchemy import Integer, literal_column, select
 
         from cc_core.db import tables as T
         from cc_core.db.convert import rows_to_jobs, select_columns
@@ -204,7 +205,11 @@ class Archiver:
             j = T.job.c
             q = (
                 select(*select_columns(dialect))
-                .where(j.job_state != state_literal("running"), j.monitoring_status == 1)
+                # Literals, as the partial index jobs_archive_pending spells them (T.ARCHIVE_PENDING).
+                .where(
+                    j.monitoring_status == literal_column("1", Integer),
+                    j.job_state != state_literal("running"),
+                )
                 .order_by(j.start_time)
             )
             return rows_to_jobs(conn.execute(q).all(), now)
