@@ -306,5 +306,8 @@ def create_app(
         lifespan=[lifespan],
         state=state,
         request_max_body_size=config.main.max_body_size,
+        # Logging is the CLI's (`--loglevel`, `--logdate`). Litestar's default config would reset the root
+        # logger to INFO with its own queue handler at start-up, so `--loglevel warn` printed every job.
+        logging_config=None,
         debug=False,
     )
