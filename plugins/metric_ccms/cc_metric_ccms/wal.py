@@ -11,6 +11,12 @@ a byte matrix (one matrix per payload length), and the CRCs come from CRC32's li
 constant payload (timestamp and value zeroed, computed once per series) XOR a table lookup per varying
 byte (8 timestamp bytes, 4 value bytes) — twelve gathers per batch column, no Python per record.
 
+Encoding is also deferred: `WalWriter.append` only keeps the batch's arrays, and they are encoded
+together when the flush detaches them (or earlier, see `WalWriter.encode_buffered`). Per-batch numpy
+overhead then is paid once per flush instead of once per request, and the request path does no WAL
+work at all. The arrays name series by id, so they are encoded before any series id is released (the
+store calls `encode_buffered` through ``before_release``) — ids can be reused after that.
+
 Durability: records are buffered per host and written by `WalWriter.flush` (upstream: every second),
 which fsyncs every file it wrote, so a sample is on disk once a flush that started after it returns.
 The buffers are detached under the store lock and written under a separate I/O lock, so ingest does not
@@ -44,6 +50,7 @@ WAL_NAME = "current.wal"
 _FILE_MAGIC_B = struct.pack("<I", WAL_FILE_MAGIC)
 _REC_MAGIC_B = struct.pack("<I", WAL_RECORD_MAGIC)
 _MAX_PAYLOAD = 1 << 20
+_MAX_RAW = 1 << 21  # samples kept unencoded at most (~50 MB of arrays)
 
 
 def _lin_table(distance: int) -> np.ndarray:
@@ -216,6 +223,9 @@ class WalWriter:
         self.max_size = max_size
         self._files: dict[int, _HostWal] = {}
         self.io_lock = threading.Lock()
+        self._raw: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # batches not encoded yet
+        self._raw_n = 0
+        store.before_release.append(self.encode_buffered)
 
     def _host(self, hi: int) -> _HostWal:
         hw = self._files.get(hi)
@@ -230,7 +240,25 @@ class WalWriter:
         return hw
 
     def append(self, sids: np.ndarray, ts: np.ndarray, values: np.ndarray) -> None:
-        """Buffer the records of a batch (nothing touches the disk until `flush`)."""
+        """Buffer the records of a batch (call under the store lock; the arrays must not change
+        afterwards). Nothing is encoded until `encode_buffered`, nothing touches the disk until `flush`."""
+        self._raw.append((sids, ts, values))
+        self._raw_n += len(sids)
+        if self._raw_n >= _MAX_RAW:  # no flush for a while (no background loop): bound the memory
+            self.encode_buffered()
+
+    def encode_buffered(self) -> None:
+        """Encode the batches kept by `append` into per-host record bytes (under the store lock: the
+        series ids must still name the series they named at `append`)."""
+        if not self._raw:
+            return
+        raw, self._raw, self._raw_n = self._raw, [], 0
+        if len(raw) == 1:
+            sids, ts, values = raw[0]
+        else:
+            sids = np.concatenate([r[0] for r in raw])
+            ts = np.concatenate([r[1] for r in raw])
+            values = np.concatenate([r[2] for r in raw])
         for hi, data in self.encoder.encode(sids, ts, values):
             hw = self._host(hi)
             hw.pending.append(data)
@@ -240,6 +268,7 @@ class WalWriter:
         """Hosts whose WAL (on disk + buffered) reached ``max_size``."""
         if not self.max_size:
             return []
+        self.encode_buffered()
         return [
             self.encoder.hosts[hi]
             for hi, hw in self._files.items()
@@ -247,10 +276,12 @@ class WalWriter:
         ]
 
     def pending_bytes(self) -> int:
+        self.encode_buffered()
         return sum(hw.pending_bytes for hw in self._files.values())
 
     def take_pending(self) -> list[tuple[_HostWal, bytes]]:
-        """Detach the buffered records (call under the store lock; cheap)."""
+        """Encode and detach the buffered records (call under the store lock)."""
+        self.encode_buffered()
         out = []
         for hw in self._files.values():
             if hw.pending:
@@ -296,6 +327,7 @@ class WalWriter:
         """Forget buffered records of ``hosts`` and delete their WAL files (after a snapshot that
         holds everything they contained)."""
         wanted = set(hosts)
+        self.encode_buffered()  # so that the hosts' buffered records are found and dropped below
         with self.io_lock:
             for hi, (cluster, host) in enumerate(self.encoder.hosts):
                 if (cluster, host) not in wanted:
