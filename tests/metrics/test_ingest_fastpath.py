@@ -163,3 +163,18 @@ def test_cross_site_and_cors_requests_take_the_regular_path(fast: tuple[App, _Co
         lambda: c.post(url, content=_lines("d1", 2), headers={**app.auth(), "Origin": "https://example.org"}),
     )
     assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "*"
+
+
+def test_the_fast_path_applies_the_group_the_route_is_in(fast: tuple[App, _Counter]) -> None:
+    """The fast path checks `AuthGroup.METRIC_STORE`; that must stay the group of the route itself."""
+    from types import SimpleNamespace
+
+    from cc_core.api.auth import AuthGroup, route_group
+
+    app, _ = fast
+    routes = [r for r in app.client.app.routes if r.path in ("/api/write", "/api/write/")]
+    assert routes  # Litestar may merge the two paths into one route
+    for route in routes:
+        for handler in route.route_handlers:
+            conn = SimpleNamespace(scope={"path_template": route.path})
+            assert route_group(conn, handler) is AuthGroup.METRIC_STORE  # type: ignore[arg-type]

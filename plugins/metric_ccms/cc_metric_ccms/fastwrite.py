@@ -7,8 +7,8 @@ more. `FastWrite` sits in front of the app's ASGI handler (inside `Litestar.__ca
 ``before_send`` hooks — security headers — still apply to what it sends) and answers the *accepted*
 request itself. It makes the same checks with the same code:
 
-* the token through the app's `TokenAuth.authenticate` and the metric-store role rule
-  (`metric_store_roles_ok`), as the route group's guard does;
+* the route group's rule through the app guard's own `authenticate_group` (token, roles, whatever
+  the metric-store group requires) and the route guard's `metric_store_roles_ok`;
 * the body size against the app's ``request_max_body_size`` (announced and streamed);
 * the body through the same ``ingest``.
 
@@ -31,7 +31,7 @@ from litestar.config.app import AppConfig
 from litestar.connection import ASGIConnection
 from litestar.plugins import InitPluginProtocol
 
-from cc_core.api.auth import metric_store_roles_ok
+from cc_core.api.auth import AuthGroup, authenticate_group, metric_store_roles_ok
 
 log = logging.getLogger(__name__)
 
@@ -111,16 +111,14 @@ class FastWrite:
         await send({"type": "http.response.body", "body": b""})
 
     async def _authorised(self, scope: Any) -> bool:
-        """The metric-store route group's rule: a valid token (or disabled authentication) whose
-        user passes `metric_store_roles_ok`. False means "let the guard answer"."""
-        token_auth = self.app.state.get("token_auth")
-        if token_auth is None:
-            return False
+        """What the route's guards decide: the metric-store route group's rule (`authenticate_group`,
+        the app-wide guard) and the route's own `metric_store_roles_ok`. False means "let the guards
+        answer" (401/403)."""
         try:
-            user = await token_auth.authenticate(ASGIConnection(scope))
+            user = await authenticate_group(ASGIConnection(scope), AuthGroup.METRIC_STORE)
         except Exception:
             return False
-        return bool(metric_store_roles_ok(user))
+        return user is not None and bool(metric_store_roles_ok(user))
 
 
 def _cluster(query: bytes) -> str | bool | None:
