@@ -3,17 +3,22 @@
 Scenario of the issue: 100 nodes × (20 node-level metrics + 10 core-level metrics × 64 cores) = 66,000
 series, 60 s interval; cc-metric-collector style lines (``type``/``type-id`` tags, ns timestamps).
 
-* ingest: lines/s on one core through the line-protocol parser into the store (and with the WAL
-  encoding that runs on the same thread), bodies of one host (660 lines, what a collector sends) and of
-  the whole cluster (66,000 lines). Limit: ``bytes.split()`` of the same bodies — the C tokeniser that
-  any Python parser has to pay for to get the series keys out as ``bytes`` objects.
+* ingest: lines/s on one core through the line-protocol parser into the store (and with the WAL:
+  records are encoded when the flush takes them, so the "+ WAL" rate includes that flush), bodies of
+  one host (660 lines, what a collector sends) and of the whole cluster (66,000 lines). Limit:
+  ``bytes.split()`` of the same bodies — the C tokeniser that any Python parser has to pay for to get
+  the series keys out as ``bytes`` objects.
 * memory: bytes per stored sample for 24 h of that scenario. Limit: 4 B (float32).
 * query: a 64-node job × 10 node metrics × 24 h at node scope (`query.load_data`, statistics included).
   Limit: plain numpy slicing of the same blocks (concatenate each series' blocks, no statistics).
-* servers (`bench_servers`): the same lines through the real server — ``POST /api/write`` of
-  ``clustercockpit serve`` and a NATS subscription of it — next to InfluxDB 1.x (``influxd``) ingesting
-  the same bodies through its ``/write`` on the same machine; the client (httpx, 8 requests in flight)
-  or the NATS publisher runs in this process, the servers in their own. Target: ≥ 2× InfluxDB.
+* servers (`bench_servers`, ``python -m benchmarks.bench_metricstore servers`` alone): the same lines
+  through the real server — ``POST /api/write`` of ``clustercockpit serve`` and a NATS subscription of
+  it — next to InfluxDB 1.x (``influxd``) ingesting the same bodies through its ``/write`` on the same
+  machine. The issue's "one core": each server pinned to CPU 0 (influxd with ``GOMAXPROCS=1``), the
+  load generator on CPU 1 — a raw-socket keep-alive HTTP client (`benchmarks._httpblast`, 8 requests in
+  flight) or the NATS publisher; then the same unpinned. Both servers run side by side and are measured
+  alternately (``CC_BENCH_INGEST_ROUNDS`` rounds, best of), with the load average and each server's
+  lines per CPU-second (its user + system time). Target: ≥ 2× InfluxDB.
 """
 
 from __future__ import annotations
