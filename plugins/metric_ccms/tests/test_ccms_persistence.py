@@ -402,3 +402,27 @@ def test_deferred_wal_encoding_survives_series_id_reuse(tmp_path: Path) -> None:
     got = sorted(zip((decode_mid(m)[0] for m in old.mids), old.values.tolist(), strict=True))
     assert got == [("cpu_load", 1.0), ("mem_used", 2.0)]
     assert [decode_mid(m)[0] for m in new.mids] == ["flops_any"] and new.values.tolist() == [3.0]
+
+
+def test_a_detached_flush_encodes_with_the_series_of_its_time(tmp_path: Path) -> None:
+    """A flush detaches its batches under the lock and encodes them afterwards: series released and
+    their ids reused in between must not change what those records say."""
+    eng = engine(tmp_path, T0 + 600)
+    eng.start()
+    assert eng.wal is not None
+    eng.ingest(b"cpu_load,hostname=old value=1 %d\nmem_used,hostname=old value=2 %d" % (T0, T0), "fritz")
+    with eng.lock:
+        first = eng.wal.take_pending()
+    assert first.raw is not None
+    eng.free([["fritz", "old"]], T0 + 3600)
+    eng.ingest(b"flops_any,hostname=new value=3 %d\nflops_any,hostname=new2 value=4 %d" % (T0, T0), "fritz")
+    with eng.lock:
+        second = eng.wal.take_pending()  # prepares the reused ids anew (tables reset)
+    assert eng.wal.write_pending(second) > 0
+    assert eng.wal.write_pending(first) > 0
+    old = read_wal(tmp_path / "ckpt" / "fritz" / "old" / WAL_NAME)
+    got = sorted(zip((decode_mid(m)[0] for m in old.mids), old.values.tolist(), strict=True))
+    assert got == [("cpu_load", 1.0), ("mem_used", 2.0)]
+    for host, value in (("new", 3.0), ("new2", 4.0)):
+        w = read_wal(tmp_path / "ckpt" / "fritz" / host / WAL_NAME)
+        assert [decode_mid(m)[0] for m in w.mids] == ["flops_any"] and w.values.tolist() == [value]
