@@ -22,7 +22,6 @@ rejected body stores nothing, so parsing it a second time there cannot store any
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
@@ -32,8 +31,6 @@ from litestar.connection import ASGIConnection
 from litestar.plugins import InitPluginProtocol
 
 from cc_core.api.auth import AuthGroup, authenticate_group, metric_store_roles_ok
-
-log = logging.getLogger(__name__)
 
 ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
 
@@ -104,7 +101,9 @@ class FastWrite:
                 await asyncio.to_thread(store.ingest, body, cluster)
             else:
                 store.ingest(body, cluster)
-        except Exception:  # a bad line (400), a store error: answered by the regular route
+        except Exception:  # a bad line (400: nothing was stored), a store error: the route answers
+            # (should an error come after samples were stored, storing them again writes the same
+            # values to the same slots, and a replayed WAL does the same)
             await self.inner(scope, _replay(received, receive), send)
             return
         await send({"type": "http.response.start", "status": 200, "headers": _OK_HEADERS})
