@@ -3,21 +3,27 @@
 Scenario of the issue: 100 nodes × (20 node-level metrics + 10 core-level metrics × 64 cores) = 66,000
 series, 60 s interval; cc-metric-collector style lines (``type``/``type-id`` tags, ns timestamps).
 
-* ingest: lines/s on one core through the line-protocol parser into the store (and with the WAL
-  encoding that runs on the same thread), bodies of one host (660 lines, what a collector sends) and of
-  the whole cluster (66,000 lines). Limit: ``bytes.split()`` of the same bodies — the C tokeniser that
-  any Python parser has to pay for to get the series keys out as ``bytes`` objects.
+* ingest: lines/s on one core through the line-protocol parser into the store (and with the WAL:
+  records are encoded when the flush takes them, so the "+ WAL" rate includes that flush), bodies of
+  one host (660 lines, what a collector sends) and of the whole cluster (66,000 lines). Limit:
+  ``bytes.split()`` of the same bodies — the C tokeniser that any Python parser has to pay for to get
+  the series keys out as ``bytes`` objects.
 * memory: bytes per stored sample for 24 h of that scenario. Limit: 4 B (float32).
 * query: a 64-node job × 10 node metrics × 24 h at node scope (`query.load_data`, statistics included).
   Limit: plain numpy slicing of the same blocks (concatenate each series' blocks, no statistics).
-* servers (`bench_servers`): the same lines through the real server — ``POST /api/write`` of
-  ``clustercockpit serve`` and a NATS subscription of it — next to InfluxDB 1.x (``influxd``) ingesting
-  the same bodies through its ``/write`` on the same machine; the client (httpx, 8 requests in flight)
-  or the NATS publisher runs in this process, the servers in their own. Target: ≥ 2× InfluxDB.
+* servers (`bench_servers`, ``python -m benchmarks.bench_metricstore servers`` alone): the same lines
+  through the real server — ``POST /api/write`` of ``clustercockpit serve`` and a NATS subscription of
+  it — next to InfluxDB 1.x (``influxd``) ingesting the same bodies through its ``/write`` on the same
+  machine. The issue's "one core": each server pinned to CPU 0 (influxd with ``GOMAXPROCS=1``), the
+  load generator on CPU 1 — a raw-socket keep-alive HTTP client (`benchmarks._httpblast`, 8 requests in
+  flight) or the NATS publisher; then the same unpinned. Both servers run side by side and are measured
+  alternately (``CC_BENCH_INGEST_ROUNDS`` rounds, best of), with the load average and each server's
+  lines per CPU-second (its user + system time). Target: ≥ 2× InfluxDB.
 """
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import os
@@ -131,16 +137,18 @@ def bench_ingest(results: list[Result]) -> None:
             flat = [b if isinstance(b, list) else [b] for b in bodies]
             for body in flat[0]:  # warm-up step: creates the 66,000 series
                 eng.ingest(body)
+            eng.flush()  # ... and their WAL record layouts (steady state is what is measured)
             gc.collect()
             t = time.perf_counter()
             for step in flat[1:]:
                 for body in step:
                     eng.ingest(body)
             dt = time.perf_counter() - t
-            if wal:
+            if wal:  # WAL records are encoded when the flush takes them: part of the cost of ingest
                 t = time.perf_counter()
                 written = eng.flush()
                 flush_dt = time.perf_counter() - t
+                dt += flush_dt
                 print(
                     f"  WAL flush of {steps * nlines:,} records ({written / 1e6:.1f} MB, no fsync): {flush_dt * 1e3:.0f} ms"
                 )
@@ -161,7 +169,9 @@ def bench_ingest(results: list[Result]) -> None:
         rate = max(run(bodies, wal=False) for _ in range(3))
         results.append(Result(name, rate, lim, "/s", "≥ 1,000,000/s", "bytes.split()", rate >= 1_000_000))
         rate = max(run(bodies, wal=True) for _ in range(2))
-        results.append(Result(name + " + WAL encode", rate, lim, "/s", "", "bytes.split()"))
+        results.append(
+            Result(name + " + WAL (encode, write; no fsync)", rate, lim, "/s", "", "bytes.split()")
+        )
     results.append(Result("(a bare per-line split loop, for scale)", naive, None, "/s"))
 
 
@@ -336,14 +346,19 @@ def bench_persistence(results: list[Result], store) -> None:
 
 # ------------------------------------------------------------------------------------ servers
 
-SERVER_STEPS = 8  # measured steps of the whole cluster (8 × 66,000 lines), after one warm-up step
+SERVER_STEPS = 8  # steps of the whole cluster (8 × 66,000 lines) per measurement
+SERVER_ROUNDS = int(os.environ.get("CC_BENCH_INGEST_ROUNDS", "3"))  # alternating rounds, best of
 
 
-def _spawn(args: list[str], log: Path, env: dict[str, str] | None = None) -> Any:
+def _spawn(
+    args: list[str], log: Path, env: dict[str, str] | None = None, cpus: set[int] | None = None
+) -> Any:
+    """Start a server process, its output to ``log``; pinned to ``cpus`` when given."""
     import subprocess
 
     out = log.open("ab")
-    return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
+    pin = None if cpus is None else (lambda: os.sched_setaffinity(0, cpus))
+    return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env, preexec_fn=pin)
 
 
 def _wait(what: str, ready: Any, proc: Any, log: Path, timeout: float = 60) -> None:
@@ -377,31 +392,6 @@ def _stop(proc: Any) -> None:
             proc.wait(10)
 
 
-def _post_all(url: str, bodies: list[bytes], headers: dict[str, str], ok: int, concurrency: int = 8) -> float:
-    """POST every body (``concurrency`` in flight); seconds from the first request to the last answer."""
-    import asyncio
-
-    import httpx
-
-    async def run() -> float:
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        async with httpx.AsyncClient(limits=limits, timeout=120, trust_env=False) as c:
-            queue = list(reversed(bodies))
-
-            async def worker() -> None:
-                while queue:
-                    body = queue.pop()
-                    r = await c.post(url, content=body, headers=headers)
-                    if r.status_code != ok:
-                        raise RuntimeError(f"{url}: {r.status_code} {r.text[:200]}")
-
-            t = time.perf_counter()
-            await asyncio.gather(*(worker() for _ in range(concurrency)))
-            return time.perf_counter() - t
-
-    return asyncio.run(run())
-
-
 def _free_port() -> int:
     import socket
 
@@ -410,157 +400,83 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def bench_servers(results: list[Result]) -> None:
-    """HTTP and NATS ingest of our server vs. InfluxDB's /write, same lines, same machine."""
-    import shutil
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all threads (``/proc/<pid>/stat``)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class _Bodies:
+    """The scenario's bodies for step after step: three value sets, timestamps rewritten per step (so
+    every measurement writes new samples, as a collector does, without formatting 66,000 lines each)."""
+
+    def __init__(self) -> None:
+        rng = np.random.default_rng(2)
+        self._sets = [[_host_body(h + 1, 0, rng) for h in range(NODES)] for _ in range(3)]
+        self._ts0 = b" %d\n" % (T0 * 1_000_000_000)
+
+    def step(self, s: int) -> list[bytes]:
+        ts = b" %d\n" % ((T0 + STEP * s) * 1_000_000_000)
+        return [b.replace(self._ts0, ts) for b in self._sets[s % 3]]
+
+
+class _Target:
+    """A running server under test: where to POST, how to authenticate, its process for CPU time."""
+
+    def __init__(self, name: str, proc: Any, port: int, path: str, headers: dict[str, str], ok: int) -> None:
+        self.name, self.proc, self.port, self.path, self.headers, self.ok = (
+            name,
+            proc,
+            port,
+            path,
+            headers,
+            ok,
+        )
+        self.next_step = 1  # step 0 is the warm-up that creates the series
+
+    def post(self, bodies: list[bytes], concurrency: int) -> tuple[float, float]:
+        """(wall seconds, server CPU seconds) to ingest ``bodies``."""
+        from benchmarks._httpblast import blast, build_request
+
+        reqs = [build_request("127.0.0.1", self.port, self.path, b, self.headers) for b in bodies]
+        cpu = _cpu_seconds(self.proc.pid)
+        dt = blast("127.0.0.1", self.port, reqs, self.ok, concurrency)
+        return dt, _cpu_seconds(self.proc.pid) - cpu
+
+
+def _start_ours(root: Path, extra: dict[str, Any], cpus: set[int] | None, tag: str) -> tuple[_Target, Any]:
     import sys
 
     import httpx
 
     from cc_core.testing.site import make_site
 
-    rng = np.random.default_rng(2)
-    steps = [[_host_body(h + 1, s, rng) for h in range(NODES)] for s in range(SERVER_STEPS + 1)]
-    warm, measured = steps[0], [b for st in steps[1:] for b in st]
-    nlines = SERVER_STEPS * NODES * (NODE_METRICS + CORE_METRICS * CORES)
-    big = [b"".join(st) for st in steps]  # whole-cluster bodies (66,000 lines)
-    nats_bin, influxd = shutil.which("nats-server"), shutil.which("influxd")
-
-    with TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        nats_proc = None
-        nats_url = ""
-        if nats_bin:
-            nats_port = _free_port()
-            nats_url = f"nats://127.0.0.1:{nats_port}"
-            nats_proc = _spawn([nats_bin, "-a", "127.0.0.1", "-p", str(nats_port)], root / "nats.log")
-            time.sleep(0.5)
-        extra: dict[str, Any] = {}
-        if nats_proc is not None:
-            extra = {
-                "nats": {"address": nats_url},
-                "metric-store": {"nats-subscriptions": [{"subscribe-to": "bench", "cluster-tag": "bench"}]},
-            }
-        for run in range(2):  # a fresh server per run: every run creates its series in the warm-up step
-            site = make_site(root / f"site{run}", [_cluster()], config=extra)
-            port = _free_port()
-            env = {**os.environ, **site.environ, "CC_LOAD_PLUGINS": "metric-ccms,archive-fs"}
-            server = _spawn(
-                [
-                    sys.executable,
-                    "-m",
-                    "cc_core",
-                    "--config",
-                    str(site.config_path),
-                    "serve",
-                    "--addr",
-                    f"127.0.0.1:{port}",
-                ],
-                root / f"server{run}.log",
-                env,
-            )
-            base = f"http://127.0.0.1:{port}"
-            try:
-                _wait(
-                    "server",
-                    lambda base=base: httpx.get(f"{base}/healthz", trust_env=False).status_code == 200,
-                    server,
-                    root / f"server{run}.log",
-                )
-                auth = {"Authorization": f"Bearer {site.token(('api',))}"}
-                _post_all(f"{base}/api/write", warm, auth, 200)
-                dt = _post_all(f"{base}/api/write", measured, auth, 200)
-                results.append(
-                    Result(f"HTTP /api/write, 660-line bodies (run {run + 1})", nlines / dt, None, "/s")
-                )
-                dt = _post_all(f"{base}/api/write", big[1:], auth, 200, concurrency=2)
-                results.append(
-                    Result(f"HTTP /api/write, 66,000-line bodies (run {run + 1})", nlines / dt, None, "/s")
-                )
-                if nats_proc is not None:
-                    dt = _nats_ingest(nats_url, f"{base}/api/debug", auth, measured)
-                    results.append(
-                        Result(f"NATS, 660 lines/message (run {run + 1})", nlines / dt, None, "/s")
-                    )
-            finally:
-                _stop(server)
-        if nats_proc is not None:
-            _stop(nats_proc)
-        if influxd:
-            influx_rates = _influx_ingest(influxd, root, warm, measured, big, nlines)
-            for name, rate in influx_rates:
-                results.append(Result(name, rate, None, "/s"))
-        else:
-            print("  influxd not installed: InfluxDB comparison skipped (apt-get install influxdb)")
-    best: dict[str, float] = {}
-    for r in results:
-        if "(run " in r.name:
-            key = r.name.split(" (run")[0]
-            best[key] = max(best.get(key, 0.0), r.ours)
-    influx = {r.name: r.ours for r in results if r.name.startswith("InfluxDB")}
-    for key, rate in best.items():
-        ref = influx.get(
-            "InfluxDB /write, 660-line bodies" if "660" in key else "InfluxDB /write, 66,000-line bodies"
-        )
-        if ref:
-            results.append(
-                Result(
-                    f"{key}: best, vs InfluxDB",
-                    rate,
-                    ref,
-                    "/s",
-                    "≥ 2× InfluxDB",
-                    "InfluxDB 1.x",
-                    rate >= 2 * ref,
-                )
-            )
+    site = make_site(root / f"site-{tag}", [_cluster()], config=extra)
+    port = _free_port()
+    env = {**os.environ, **site.environ, "CC_LOAD_PLUGINS": "metric-ccms,archive-fs"}
+    log = root / f"server-{tag}.log"
+    args = [sys.executable, "-m", "cc_core", "--config", str(site.config_path), "serve"]
+    proc = _spawn([*args, "--addr", f"127.0.0.1:{port}"], log, env, cpus)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait("server", lambda: httpx.get(f"{base}/healthz", trust_env=False).status_code == 200, proc, log)
+    except BaseException:
+        _stop(proc)
+        raise
+    auth = {"Authorization": f"Bearer {site.token(('api',))}"}
+    return _Target("ours", proc, port, "/api/write", auth, 200), site
 
 
-def _nats_ingest(nats_url: str, debug_url: str, auth: dict[str, str], bodies: list[bytes]) -> float:
-    """Publish every body as one message, then a sentinel; seconds until the sentinel is stored."""
-    import asyncio
-
-    import httpx
-    import nats
-
-    sentinel = f"node_m00,hostname=sentinel value=1 {T0 * 1_000_000_000}".encode()
-    for b in bodies:  # strip the cluster tag: the subscription's cluster-tag supplies it
-        assert b.startswith(b"node_m00,cluster=bench,")
-    stripped = [b.replace(b",cluster=bench,", b",") for b in bodies]
-
-    async def run() -> float:
-        nc = await nats.connect(nats_url)
-        t = time.perf_counter()
-        for b in stripped:
-            await nc.publish("bench", b)
-        await nc.publish("bench", sentinel)
-        await nc.flush()
-        async with httpx.AsyncClient(trust_env=False) as c:
-            while (
-                await c.get(debug_url, params={"selector": "bench:sentinel"}, headers=auth)
-            ).status_code != 200:
-                await asyncio.sleep(0.01)
-        dt = time.perf_counter() - t
-        await nc.close()
-        return dt
-
-    return asyncio.run(run())
-
-
-def _influx_ingest(
-    influxd: str, root: Path, warm: list[bytes], measured: list[bytes], big: list[bytes], nlines: int
-) -> list[tuple[str, float]]:
-    """InfluxDB's rates for the same bodies (a fresh database per run, best of two)."""
+def _start_influx(influxd: str, root: Path, cpus: set[int] | None, tag: str) -> _Target:
     import httpx
 
-    out: dict[str, float] = {}
-    for run in range(2):
-        d = root / f"influx{run}"
-        d.mkdir()
-        http_port, rpc_port = _free_port(), _free_port()
-        conf = d / "influxdb.conf"
-        conf.write_text(
-            f'''reporting-disabled = true
+    d = root / f"influx-{tag}"
+    d.mkdir()
+    http_port, rpc_port = _free_port(), _free_port()
+    conf = d / "influxdb.conf"
+    conf.write_text(
+        f'''reporting-disabled = true
 bind-address = "127.0.0.1:{rpc_port}"
 [meta]
   dir = "{d}/meta"
@@ -574,30 +490,206 @@ bind-address = "127.0.0.1:{rpc_port}"
 [monitor]
   store-enabled = false
 '''
+    )
+    env = dict(os.environ)
+    if cpus is not None:
+        env["GOMAXPROCS"] = str(len(cpus))  # Go would otherwise run a scheduler thread per machine core
+    proc = _spawn([influxd, "run", "-config", str(conf)], d / "influxd.log", env, cpus)
+    base = f"http://127.0.0.1:{http_port}"
+    try:
+        _wait(
+            "influxd",
+            lambda: httpx.get(f"{base}/ping", trust_env=False).status_code == 204,
+            proc,
+            d / "influxd.log",
         )
-        proc = _spawn([influxd, "run", "-config", str(conf)], d / "influxd.log")
-        base = f"http://127.0.0.1:{http_port}"
-        try:
-            _wait(
-                "influxd",
-                lambda base=base: httpx.get(f"{base}/ping", trust_env=False).status_code == 204,
-                proc,
-                d / "influxd.log",
-            )
-            httpx.post(f"{base}/query", data={"q": "CREATE DATABASE bench"}, trust_env=False)
-            url = f"{base}/write?db=bench&precision=ns"
-            _post_all(url, warm, {}, 204)
-            rate = nlines / _post_all(url, measured, {}, 204)
-            out["InfluxDB /write, 660-line bodies"] = max(
-                out.get("InfluxDB /write, 660-line bodies", 0), rate
-            )
-            rate = nlines / _post_all(url, big[1:], {}, 204, concurrency=2)
-            out["InfluxDB /write, 66,000-line bodies"] = max(
-                out.get("InfluxDB /write, 66,000-line bodies", 0), rate
-            )
-        finally:
-            _stop(proc)
-    return list(out.items())
+        httpx.post(f"{base}/query", data={"q": "CREATE DATABASE bench"}, trust_env=False)
+    except BaseException:
+        _stop(proc)
+        raise
+    return _Target("InfluxDB", proc, http_port, "/write?db=bench&precision=ns", {}, 204)
+
+
+def _keep_best(
+    best: dict[tuple[str, str], tuple[float, float]], key: tuple[str, str], rate: float, cpu_rate: float
+) -> None:
+    old = best.get(key, (0.0, 0.0))
+    best[key] = (max(old[0], rate), max(old[1], cpu_rate))
+
+
+def bench_servers(results: list[Result]) -> None:
+    """HTTP and NATS ingest of our server vs. InfluxDB's /write, same lines, same machine.
+
+    Two phases. *Pinned* (the headline, the issue's "one core"): each server under test is pinned to
+    CPU 0 (influxd also with ``GOMAXPROCS=1``), the load generator (this process: a raw-socket HTTP
+    client, the NATS publisher) and nats-server to CPU 1. *Unpinned*: the same without affinity — the
+    servers may use both cores and share them with the client. Within a phase both servers run side by
+    side and are measured alternately, ``SERVER_ROUNDS`` rounds, best of each.
+    """
+    import shutil
+
+    bodies = _Bodies()
+    nlines = SERVER_STEPS * NODES * (NODE_METRICS + CORE_METRICS * CORES)
+    nats_bin, influxd = shutil.which("nats-server"), shutil.which("influxd")
+    if not influxd:
+        print("  influxd not installed: InfluxDB comparison skipped (apt-get install influxdb)")
+    ncpu = len(os.sched_getaffinity(0))
+    phases: list[tuple[str, set[int] | None, set[int] | None]] = [("unpinned", None, None)]
+    if ncpu >= 2:
+        cpus = sorted(os.sched_getaffinity(0))
+        phases.insert(0, ("pinned", {cpus[0]}, {cpus[1]}))
+    else:
+        print("  one CPU only: no pinned phase")
+    own = os.sched_getaffinity(0)
+    table: list[tuple[str, ...]] = []
+    with TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for phase, server_cpus, client_cpus in phases:
+            if client_cpus is not None:
+                os.sched_setaffinity(0, client_cpus)
+            procs: list[Any] = []
+            try:
+                nats_url = ""
+                extra: dict[str, Any] = {}
+                if nats_bin:
+                    nats_port = _free_port()
+                    nats_url = f"nats://127.0.0.1:{nats_port}"
+                    procs.append(
+                        _spawn(
+                            [nats_bin, "-a", "127.0.0.1", "-p", str(nats_port)],
+                            root / f"nats-{phase}.log",
+                            cpus=client_cpus,
+                        )
+                    )
+                    time.sleep(0.5)
+                    extra = {
+                        "nats": {"address": nats_url},
+                        "metric-store": {
+                            "nats-subscriptions": [{"subscribe-to": "bench", "cluster-tag": "bench"}]
+                        },
+                    }
+                ours, _site = _start_ours(root, extra, server_cpus, phase)
+                procs.append(ours.proc)
+                targets = [ours]
+                if influxd:
+                    targets.append(_start_influx(influxd, root, server_cpus, phase))
+                    procs.append(targets[-1].proc)
+                for t in targets:  # warm-up: creates the series (and InfluxDB's shard)
+                    t.post(bodies.step(0), 8)
+                best: dict[tuple[str, str], tuple[float, float]] = {}
+                keep = functools.partial(_keep_best, best)
+
+                for rnd in range(SERVER_ROUNDS):
+                    load = os.getloadavg()[0]
+                    line = [f"  {phase} round {rnd + 1} (load {load:.1f}):"]
+                    for t in targets:
+                        for kind, conc, whole in (
+                            ("660-line bodies", 8, False),
+                            ("66,000-line bodies", 2, True),
+                        ):
+                            steps = [bodies.step(t.next_step + i) for i in range(SERVER_STEPS)]
+                            t.next_step += SERVER_STEPS
+                            send = (
+                                [b"".join(st) for st in steps] if whole else [b for st in steps for b in st]
+                            )
+                            dt, cpu = t.post(send, conc)
+                            keep((t.name, kind), nlines / dt, nlines / cpu if cpu > 0 else 0.0)
+                            line.append(f"{t.name} {kind[:-7]} {nlines / dt / 1e3:,.0f}k/s")
+                    if nats_url:
+                        steps = [bodies.step(ours.next_step + i) for i in range(SERVER_STEPS)]
+                        ours.next_step += SERVER_STEPS
+                        cpu = _cpu_seconds(ours.proc.pid)
+                        dt = _nats_ingest(
+                            nats_url,
+                            f"http://127.0.0.1:{ours.port}/api/debug",
+                            ours.headers,
+                            [b for st in steps for b in st],
+                            f"sentinel{rnd}",
+                        )
+                        cpu = _cpu_seconds(ours.proc.pid) - cpu
+                        keep(
+                            ("ours", "NATS, 660 lines/message"), nlines / dt, nlines / cpu if cpu > 0 else 0.0
+                        )
+                        line.append(f"ours NATS {nlines / dt / 1e3:,.0f}k/s")
+                    print(" ".join(line), flush=True)
+            finally:
+                for p in reversed(procs):
+                    _stop(p)
+                os.sched_setaffinity(0, own)
+            load = os.getloadavg()[0]
+            for kind in ("660-line bodies", "66,000-line bodies", "NATS, 660 lines/message"):
+                if ("ours", kind) not in best:
+                    continue
+                rate, cpu_rate = best[("ours", kind)]
+                ref_kind = kind if "NATS" not in kind else "660-line bodies"
+                ref = best.get(("InfluxDB", ref_kind))
+                how = "HTTP /api/write, " + kind if "NATS" not in kind else kind
+                ok = None if ref is None or phase != "pinned" else rate >= 2 * ref[0]
+                results.append(
+                    Result(
+                        f"{phase}: {how}",
+                        rate,
+                        ref[0] if ref else None,
+                        "/s",
+                        "≥ 2× InfluxDB" if phase == "pinned" else "",
+                        f"InfluxDB 1.x, {ref_kind}" if ref else "",
+                        ok,
+                    )
+                )
+                table.append(
+                    (
+                        phase,
+                        how,
+                        f"{rate / 1e3:,.0f}k/s",
+                        f"{ref[0] / 1e3:,.0f}k/s" if ref else "-",
+                        f"{rate / ref[0]:.2f}×" if ref else "-",
+                        f"{cpu_rate / 1e3:,.0f}k / {ref[1] / 1e3:,.0f}k"
+                        if ref
+                        else f"{cpu_rate / 1e3:,.0f}k",
+                        f"{load:.1f}",
+                    )
+                )
+    print(
+        "\n| phase | path | ours | InfluxDB 1.x | ours ÷ InfluxDB | lines per server-CPU-second (ours / InfluxDB) | load |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for row in table:
+        print("| " + " | ".join(row) + " |")
+    print()
+
+
+def _nats_ingest(
+    nats_url: str, debug_url: str, auth: dict[str, str], bodies: list[bytes], tag: str = "sentinel"
+) -> float:
+    """Publish every body as one message, then a sentinel (host ``tag``, new per call); seconds until
+    the sentinel is stored — the subscriber handles messages in order, so every body is in by then."""
+    import asyncio
+
+    import httpx
+    import nats
+
+    sentinel = f"node_m00,hostname={tag} value=1 {T0 * 1_000_000_000}".encode()
+    for b in bodies:  # strip the cluster tag: the subscription's cluster-tag supplies it
+        assert b.startswith(b"node_m00,cluster=bench,")
+    stripped = [b.replace(b",cluster=bench,", b",") for b in bodies]
+
+    async def run() -> float:
+        nc = await nats.connect(nats_url)
+        t = time.perf_counter()
+        for b in stripped:
+            await nc.publish("bench", b)
+        await nc.publish("bench", sentinel)
+        await nc.flush()
+        async with httpx.AsyncClient(trust_env=False) as c:
+            while (
+                await c.get(debug_url, params={"selector": f"bench:{tag}"}, headers=auth)
+            ).status_code != 200:
+                await asyncio.sleep(0.01)
+        dt = time.perf_counter() - t
+        await nc.close()
+        return dt
+
+    return asyncio.run(run())
 
 
 def main() -> bool:

@@ -31,11 +31,17 @@ def litestar_plugins(context):  # type: ignore[no-untyped-def]
     from cc_core.web import Contribution
     from cc_metric_ccms.api import ingest_handlers
     from cc_metric_ccms.backend import SERVICE_NAME
+    from cc_metric_ccms.fastwrite import FastWritePlugin
 
     def get_store() -> Any:
         return context.services.get(SERVICE_NAME)
 
-    return [Contribution(route_handlers=ingest_handlers(get_store, [metric_store_guard]))]
+    # The routes answer every request; FastWritePlugin answers accepted `/api/write` bodies before
+    # Litestar's request machinery and hands everything else to the routes (see cc_metric_ccms.fastwrite).
+    return [
+        Contribution(route_handlers=ingest_handlers(get_store, [metric_store_guard])),
+        FastWritePlugin(get_store),
+    ]
 
 
 @hookimpl

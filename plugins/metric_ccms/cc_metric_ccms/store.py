@@ -39,7 +39,7 @@ import sys
 import threading
 import time
 from array import array
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -208,6 +208,9 @@ class MetricStore:
         self.root = Level()
         #: Incremented whenever a series id is released, so caches keyed by series id can notice.
         self.epoch = 0
+        #: Called (under the lock) before a series id is released: holders of ids that must still
+        #: resolve to their series — the WAL's unencoded batches — settle them first.
+        self.before_release: list[Callable[[], None]] = []
         #: Earliest timestamp written by `write_batch` since the owner last reset it (None: nothing):
         #: a checkpoint must start there, or late samples would be missing from it once the WAL that
         #: held them is rotated away.
@@ -322,6 +325,8 @@ class MetricStore:
         m = self._meta[sid]
         if m is None:
             return
+        for hook in self.before_release:
+            hook()
         self._n_sealed -= len(m.sealed_k)
         self._free_rows.extend(m.rows)
         if m.level.series.get(m.metric) == sid:

@@ -11,6 +11,14 @@ a byte matrix (one matrix per payload length), and the CRCs come from CRC32's li
 constant payload (timestamp and value zeroed, computed once per series) XOR a table lookup per varying
 byte (8 timestamp bytes, 4 value bytes) — twelve gathers per batch column, no Python per record.
 
+Encoding is also deferred: `WalWriter.append` only keeps the batch's arrays. The flush detaches them
+under the store lock with the encoder's tables for their series (`WalEncoder.prepare`, which reads the
+store only for series it has not seen) and encodes them all at once afterwards, holding only the I/O
+lock. Per-batch numpy overhead is paid once per flush instead of once per request, the request path
+does no WAL work, and ingest does not wait while a flush encodes. The kept arrays name series by id,
+so they are encoded before any series id is released (the store calls `WalWriter.encode_buffered`
+through ``before_release``); detached ones carry their own tables, valid after ids are reused.
+
 Durability: records are buffered per host and written by `WalWriter.flush` (upstream: every second),
 which fsyncs every file it wrote, so a sample is on disk once a flush that started after it returns.
 The buffers are detached under the store lock and written under a separate I/O lock, so ingest does not
@@ -31,6 +39,7 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -44,6 +53,7 @@ WAL_NAME = "current.wal"
 _FILE_MAGIC_B = struct.pack("<I", WAL_FILE_MAGIC)
 _REC_MAGIC_B = struct.pack("<I", WAL_RECORD_MAGIC)
 _MAX_PAYLOAD = 1 << 20
+_MAX_RAW = 1 << 21  # samples kept unencoded at most (~50 MB of arrays)
 
 
 def _lin_table(distance: int) -> np.ndarray:
@@ -69,6 +79,17 @@ def encode_record(ts: int, metric: str, selectors: Iterable[str], value: float) 
     """One record, the straightforward way (tests and tools; the writer uses `WalEncoder`)."""
     payload = struct.pack("<q", ts) + encode_mid(metric, selectors) + struct.pack("<f", value)
     return _REC_MAGIC_B + struct.pack("<I", len(payload)) + payload + struct.pack("<I", zlib.crc32(payload))
+
+
+class _Layout(NamedTuple):
+    """The encoder's per-series tables as of one `WalEncoder.prepare`."""
+
+    len: np.ndarray
+    crc0: np.ndarray
+    host: np.ndarray
+    row: np.ndarray
+    mids: dict[int, list[bytes]]
+    mid_arrays: dict[int, np.ndarray]
 
 
 class WalEncoder:
@@ -134,29 +155,45 @@ class WalEncoder:
             self._host[sid] = hi
             self._crc0[sid] = zlib.crc32(b"\0" * 8 + mid + b"\0" * 4)
 
-    def _mid_array(self, plen: int) -> np.ndarray:
-        arr = self._mid_arrays.get(plen)
+    @staticmethod
+    def _mid_array(layout: _Layout, plen: int) -> np.ndarray:
+        arr = layout.mid_arrays.get(plen)
         if arr is None:
-            rows = self._mids[plen]
+            rows = layout.mids[plen]
             arr = np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(len(rows), plen - 12)
-            self._mid_arrays[plen] = arr
+            layout.mid_arrays[plen] = arr
         return arr
 
     def encode(self, sids: np.ndarray, ts: np.ndarray, values: np.ndarray) -> list[tuple[int, bytes]]:
         """``[(host index, record bytes), …]`` for a batch; records of a host keep their batch order
         within a payload length (the only case where order matters: two writes to one series)."""
+        sids = np.asarray(sids, dtype=np.int64)
+        return self.encode_prepared(sids, ts, values, self.prepare(sids))
+
+    def prepare(self, sids: np.ndarray) -> _Layout:
+        """Learn the layout of series not seen yet (reads the store: call while ``sids`` still name
+        their series; cheap once every series is known). The returned tables stay valid for these
+        ids even if later calls reset or grow the encoder's (series ids reused after a release)."""
+        if len(sids):
+            self._prepare(np.asarray(sids, dtype=np.int64))
+        return _Layout(self._len, self._crc0, self._host, self._row, self._mids, self._mid_arrays)
+
+    def encode_prepared(
+        self, sids: np.ndarray, ts: np.ndarray, values: np.ndarray, layout: _Layout
+    ) -> list[tuple[int, bytes]]:
+        """`encode` with the tables `prepare` returned: no store access, so it may run without the
+        store lock (but not concurrently with `prepare`: the tables grow in place)."""
         n = len(sids)
         if n == 0:
             return []
         sids = np.asarray(sids, dtype=np.int64)
-        self._prepare(sids)
-        plen = self._len[sids]
-        host = self._host[sids]
+        plen = layout.len[sids]
+        host = layout.host[sids]
         order = np.argsort((plen << 32) | host, kind="stable")
         sids, plen, host = sids[order], plen[order], host[order]
         tsb = np.ascontiguousarray(np.asarray(ts, dtype="<i8")[order]).view(np.uint8).reshape(n, 8)
         vb = np.ascontiguousarray(np.asarray(values, dtype="<f4")[order]).view(np.uint8).reshape(n, 4)
-        crc = self._crc0[sids].copy()
+        crc = layout.crc0[sids].copy()
         for j in range(4):
             crc ^= _VALUE_TABLES[j][vb[:, j]]
         out: list[tuple[int, bytes]] = []
@@ -180,7 +217,7 @@ class WalEncoder:
             rec[:, 0:4] = np.frombuffer(_REC_MAGIC_B, dtype=np.uint8)
             rec[:, 4:8] = np.frombuffer(struct.pack("<I", p), dtype=np.uint8)
             rec[:, 8:16] = g_ts
-            rec[:, 16 : p + 4] = self._mid_array(p)[self._row[sids[a:z]]]
+            rec[:, 16 : p + 4] = self._mid_array(layout, p)[layout.row[sids[a:z]]]
             rec[:, p + 4 : p + 8] = vb[a:z]
             rec[:, p + 8 : p + 12] = g_crc.astype("<u4").view(np.uint8).reshape(m, 4)
             g_host = host[a:z]
@@ -189,6 +226,17 @@ class WalEncoder:
             for x, y in itertools.pairwise(hb):
                 out.append((int(g_host[x]), rec[x:y].tobytes()))
         return out
+
+
+@dataclass(slots=True)
+class _Pending:
+    """What a flush detached: records encoded before (per host file), and the batches kept by
+    `WalWriter.append` since, with the host files they go to."""
+
+    encoded: list[tuple[_HostWal, bytes]] = field(default_factory=list)
+    raw: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    layout: _Layout | None = None
+    hosts: dict[int, _HostWal] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -216,6 +264,9 @@ class WalWriter:
         self.max_size = max_size
         self._files: dict[int, _HostWal] = {}
         self.io_lock = threading.Lock()
+        self._raw: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # batches not encoded yet
+        self._raw_n = 0
+        store.before_release.append(self.encode_buffered)
 
     def _host(self, hi: int) -> _HostWal:
         hw = self._files.get(hi)
@@ -230,16 +281,42 @@ class WalWriter:
         return hw
 
     def append(self, sids: np.ndarray, ts: np.ndarray, values: np.ndarray) -> None:
-        """Buffer the records of a batch (nothing touches the disk until `flush`)."""
-        for hi, data in self.encoder.encode(sids, ts, values):
-            hw = self._host(hi)
-            hw.pending.append(data)
-            hw.pending_bytes += len(data)
+        """Buffer the records of a batch (call under the store lock; the arrays must not change
+        afterwards). Nothing is encoded until `encode_buffered`, nothing touches the disk until `flush`."""
+        self._raw.append((sids, ts, values))
+        self._raw_n += len(sids)
+        if self._raw_n >= _MAX_RAW:  # no flush for a while (no background loop): bound the memory
+            self.encode_buffered()
+
+    def _take_raw(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        if not self._raw:
+            return None
+        raw, self._raw, self._raw_n = self._raw, [], 0
+        if len(raw) == 1:
+            return raw[0]
+        return (
+            np.concatenate([r[0] for r in raw]),
+            np.concatenate([r[1] for r in raw]),
+            np.concatenate([r[2] for r in raw]),
+        )
+
+    def encode_buffered(self) -> None:
+        """Encode the batches kept by `append` into per-host record bytes now (under the store lock:
+        the series ids must still name the series they named at `append`)."""
+        raw = self._take_raw()
+        if raw is None:
+            return
+        with self.io_lock:  # the encoder's tables: not while a flush encodes outside the store lock
+            for hi, data in self.encoder.encode(*raw):
+                hw = self._host(hi)
+                hw.pending.append(data)
+                hw.pending_bytes += len(data)
 
     def oversized(self) -> list[tuple[str, str]]:
         """Hosts whose WAL (on disk + buffered) reached ``max_size``."""
         if not self.max_size:
             return []
+        self.encode_buffered()
         return [
             self.encoder.hosts[hi]
             for hi, hw in self._files.items()
@@ -247,26 +324,44 @@ class WalWriter:
         ]
 
     def pending_bytes(self) -> int:
+        self.encode_buffered()
         return sum(hw.pending_bytes for hw in self._files.values())
 
-    def take_pending(self) -> list[tuple[_HostWal, bytes]]:
-        """Detach the buffered records (call under the store lock; cheap)."""
-        out = []
+    def take_pending(self) -> _Pending:
+        """Detach everything buffered (call under the store lock; cheap: the batches `append` kept
+        are only prepared here — new series' layouts read from the store — and encoded by
+        `write_pending`, outside the store lock)."""
+        out = _Pending()
         for hw in self._files.values():
             if hw.pending:
-                out.append((hw, b"".join(hw.pending)))
+                out.encoded.append((hw, b"".join(hw.pending)))
                 hw.pending.clear()
                 hw.pending_bytes = 0
+        raw = self._take_raw()
+        if raw is not None:
+            with self.io_lock:  # `prepare` grows tables that an unlocked encode may be reading
+                out.layout = self.encoder.prepare(raw[0])
+            out.raw = raw
+            # The files as of now: a host rotated before `write_pending` must not get these records.
+            hosts = np.unique(out.layout.host[raw[0]]).tolist() if len(raw[0]) else []
+            out.hosts = {hi: self._host(hi) for hi in hosts}
         return out
 
-    def write_pending(self, pending: list[tuple[_HostWal, bytes]]) -> int:
-        """Append detached records to their files and fsync them; may run without the store lock
-        (only `io_lock`, which `rotate` takes too). Records of a host rotated in between are dropped:
-        the snapshot that preceded the rotation already holds them. Returns bytes written."""
+    def write_pending(self, pending: _Pending) -> int:
+        """Encode the detached batches, append all records to their files and fsync them; runs
+        without the store lock (only `io_lock`, which `rotate` takes too). Records of a host rotated
+        in between are dropped: the snapshot that preceded the rotation already holds them. Returns
+        bytes written."""
         written = 0
         synced = []
         with self.io_lock:
-            for hw, data in pending:
+            items = list(pending.encoded)  # encoded earlier, so older than the raw batches
+            if pending.raw is not None and pending.layout is not None:
+                items += [
+                    (pending.hosts[hi], data)
+                    for hi, data in self.encoder.encode_prepared(*pending.raw, pending.layout)
+                ]
+            for hw, data in items:
                 if hw.rotated:
                     continue
                 if hw.fd is None:
@@ -284,7 +379,7 @@ class WalWriter:
                 written += len(data)
                 synced.append(hw.fd)
             if self.fsync:
-                for fd in synced:
+                for fd in dict.fromkeys(synced):
                     os.fsync(fd)
         return written
 
@@ -296,6 +391,7 @@ class WalWriter:
         """Forget buffered records of ``hosts`` and delete their WAL files (after a snapshot that
         holds everything they contained)."""
         wanted = set(hosts)
+        self.encode_buffered()  # so that the hosts' buffered records are found and dropped below
         with self.io_lock:
             for hi, (cluster, host) in enumerate(self.encoder.hosts):
                 if (cluster, host) not in wanted:

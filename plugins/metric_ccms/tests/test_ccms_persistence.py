@@ -23,7 +23,7 @@ from cc_metric_ccms.checkpoint import (
 )
 from cc_metric_ccms.engine import MetricStoreEngine
 from cc_metric_ccms.store import MetricStore
-from cc_metric_ccms.wal import WAL_NAME, WalEncoder, read_wal
+from cc_metric_ccms.wal import WAL_NAME, WalEncoder, decode_mid, read_wal
 from ccms_testlib import make_config, simple_metrics
 
 T0 = 1_700_000_000
@@ -383,3 +383,46 @@ def test_late_samples_are_in_the_next_checkpoint_named_in_sequence(tmp_path: Pat
     again.start()
     r = again.store.read(["fritz", "h"], "cpu_load", T0, T0 + 420)
     assert r.data[[0, 2, 6]].tolist() == [1, 5, 2]
+
+
+def test_deferred_wal_encoding_survives_series_id_reuse(tmp_path: Path) -> None:
+    """Ingest keeps WAL batches unencoded until the flush; freeing series in between (their ids are
+    then reused by new series) must not relabel the records that are still waiting."""
+    eng = engine(tmp_path, T0 + 600)
+    eng.start()
+    assert eng.wal is not None
+    eng.ingest(b"cpu_load,hostname=old value=1 %d\nmem_used,hostname=old value=2 %d" % (T0, T0), "fritz")
+    assert eng.wal._raw, "encoding is deferred"
+    assert eng.free([["fritz", "old"]], T0 + 3600) > 0  # releases both series: their ids become free
+    assert not eng.wal._raw, "the pending batch was encoded before the ids were released"
+    eng.ingest(b"flops_any,hostname=new value=3 %d" % T0, "fritz")  # takes a released id
+    eng.flush()
+    old = read_wal(tmp_path / "ckpt" / "fritz" / "old" / WAL_NAME)
+    new = read_wal(tmp_path / "ckpt" / "fritz" / "new" / WAL_NAME)
+    got = sorted(zip((decode_mid(m)[0] for m in old.mids), old.values.tolist(), strict=True))
+    assert got == [("cpu_load", 1.0), ("mem_used", 2.0)]
+    assert [decode_mid(m)[0] for m in new.mids] == ["flops_any"] and new.values.tolist() == [3.0]
+
+
+def test_a_detached_flush_encodes_with_the_series_of_its_time(tmp_path: Path) -> None:
+    """A flush detaches its batches under the lock and encodes them afterwards: series released and
+    their ids reused in between must not change what those records say."""
+    eng = engine(tmp_path, T0 + 600)
+    eng.start()
+    assert eng.wal is not None
+    eng.ingest(b"cpu_load,hostname=old value=1 %d\nmem_used,hostname=old value=2 %d" % (T0, T0), "fritz")
+    with eng.lock:
+        first = eng.wal.take_pending()
+    assert first.raw is not None
+    eng.free([["fritz", "old"]], T0 + 3600)
+    eng.ingest(b"flops_any,hostname=new value=3 %d\nflops_any,hostname=new2 value=4 %d" % (T0, T0), "fritz")
+    with eng.lock:
+        second = eng.wal.take_pending()  # prepares the reused ids anew (tables reset)
+    assert eng.wal.write_pending(second) > 0
+    assert eng.wal.write_pending(first) > 0
+    old = read_wal(tmp_path / "ckpt" / "fritz" / "old" / WAL_NAME)
+    got = sorted(zip((decode_mid(m)[0] for m in old.mids), old.values.tolist(), strict=True))
+    assert got == [("cpu_load", 1.0), ("mem_used", 2.0)]
+    for host, value in (("new", 3.0), ("new2", 4.0)):
+        w = read_wal(tmp_path / "ckpt" / "fritz" / host / WAL_NAME)
+        assert [decode_mid(m)[0] for m in w.mids] == ["flops_any"] and w.values.tolist() == [value]
