@@ -7,14 +7,18 @@ latency tail is mostly time spent waiting for the client's share of the CPU. Thi
 ``wrk`` does — pre-built request bytes on one persistent connection, the status line and
 ``Content-Length`` parsed, nothing else — so nearly all CPU goes to the server under test.
 
-Only what our server sends is understood: ``Content-Length`` framed responses (no chunked bodies),
-no redirects, no compression (no ``Accept-Encoding`` is sent).
+Only what the servers under test send is understood: ``Content-Length`` or chunked bodies, no
+redirects, no compression (no ``Accept-Encoding`` is sent). `Connection` serves request/response
+loops that time each request (REST); `blast` pushes a list of pre-built requests through several
+connections as fast as they are answered (metric ingest, also against InfluxDB).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 
@@ -61,23 +65,75 @@ class Connection:
             await self.open()
         assert self._reader is not None and self._writer is not None
         self._writer.write(request)
-        head = await self._reader.readuntil(b"\r\n\r\n")
-        status = int(head[9:12])
-        length = 0
-        close = False
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            lname = name.strip().lower()
-            if lname == b"content-length":
-                length = int(value)
-            elif lname == b"connection" and value.strip().lower() == b"close":
-                close = True
-            elif lname == b"transfer-encoding":
-                raise ValueError("chunked responses are not supported by this load generator")
-        body = await self._reader.readexactly(length) if length else b""
+        response, close = await read_response(self._reader)
         if close:
             await self.close()
-        return Response(status, body)
+        return response
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[Response, bool]:
+    """One response from ``reader``; also whether the server announced ``Connection: close``."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    length = 0
+    chunked = close = False
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        lname = name.strip().lower()
+        if lname == b"content-length":
+            length = int(value)
+        elif lname == b"transfer-encoding" and b"chunked" in value.lower():
+            chunked = True
+        elif lname == b"connection" and value.strip().lower() == b"close":
+            close = True
+    if chunked:
+        parts = []
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            data = await reader.readexactly(size + 2)
+            if size == 0:
+                break
+            parts.append(data[:-2])
+        return Response(status, b"".join(parts)), close
+    body = await reader.readexactly(length) if length else b""
+    return Response(status, body), close
+
+
+def build_request(host: str, port: int, path: str, body: bytes, headers: Mapping[str, str]) -> bytes:
+    """One ``POST`` request as bytes (HTTP/1.1, keep-alive)."""
+    head = [f"POST {path} HTTP/1.1", f"Host: {host}:{port}", f"Content-Length: {len(body)}"]
+    head += [f"{k}: {v}" for k, v in headers.items()]
+    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+
+
+async def blast_async(
+    host: str, port: int, requests: Sequence[bytes], ok: int, concurrency: int = 8
+) -> float:
+    """Send every request (``concurrency`` connections, one request in flight on each); seconds from
+    the first write to the last answer. Every answer must have status ``ok``."""
+    conns = [await asyncio.open_connection(host, port) for _ in range(min(concurrency, len(requests)))]
+    queue = list(reversed(requests))
+
+    async def worker(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while queue:
+            writer.write(queue.pop())
+            response, _ = await read_response(reader)
+            if response.status != ok:
+                raise RuntimeError(f"HTTP {response.status}: {response.body[:200]!r}")
+
+    try:
+        t = time.perf_counter()
+        await asyncio.gather(*(worker(r, w) for r, w in conns))
+        return time.perf_counter() - t
+    finally:
+        for _, w in conns:
+            w.close()
+
+
+def blast(host: str, port: int, requests: Sequence[bytes], ok: int, concurrency: int = 8) -> float:
+    """`blast_async` in a fresh event loop (uvloop when installed)."""
+    install_uvloop()
+    return asyncio.run(blast_async(host, port, requests, ok, concurrency))
 
 
 def install_uvloop() -> None:

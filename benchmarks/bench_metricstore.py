@@ -15,7 +15,7 @@ series, 60 s interval; cc-metric-collector style lines (``type``/``type-id`` tag
   through the real server — ``POST /api/write`` of ``clustercockpit serve`` and a NATS subscription of
   it — next to InfluxDB 1.x (``influxd``) ingesting the same bodies through its ``/write`` on the same
   machine. The issue's "one core": each server pinned to CPU 0 (influxd with ``GOMAXPROCS=1``), the
-  load generator on CPU 1 — a raw-socket keep-alive HTTP client (`benchmarks._httpblast`, 8 requests in
+  load generator on CPU 1 — a raw-socket keep-alive HTTP client (`benchmarks._loadgen`, 8 requests in
   flight) or the NATS publisher; then the same unpinned. Both servers run side by side and are measured
   alternately (``CC_BENCH_INGEST_ROUNDS`` rounds, best of), with the load average and each server's
   lines per CPU-second (its user + system time). Target: ≥ 2× InfluxDB.
@@ -437,7 +437,7 @@ class _Target:
 
     def post(self, bodies: list[bytes], concurrency: int) -> tuple[float, float]:
         """(wall seconds, server CPU seconds) to ingest ``bodies``."""
-        from benchmarks._httpblast import blast, build_request
+        from benchmarks._loadgen import blast, build_request
 
         reqs = [build_request("127.0.0.1", self.port, self.path, b, self.headers) for b in bodies]
         cpu = _cpu_seconds(self.proc.pid)
