@@ -70,6 +70,7 @@ DOCS: dict[str, dict[str, str]] = {
         "max-idle-connections": "Idle read connections kept open.",
         "max-idle-time-minutes": "Idle connections are closed after this many minutes.",
         "busy-timeout-ms": "How long a statement waits for a lock before failing (ms).",
+        "wal-autocheckpoint-mb": "WAL size (MB) at which SQLite copies it into the database file (a checkpoint); larger makes single-job writes cheaper (fewer checkpoints) at the cost of a larger `-wal` file. `0` = SQLite's default (~4 MB).",
     },
     "cc_core.config.JWTConfig": {
         "max-age": "Lifetime of tokens minted by the server (`clustercockpit jwt`, the settings page); Go-style duration, `0` = no expiry.",

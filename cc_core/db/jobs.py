@@ -905,25 +905,29 @@ class JobRepository:
         faster for large loads; ``None`` does so when loading ≥ 50,000 jobs into an empty table.
         """
         batch = list(jobs)
+        defer = defer_indexes
+        if defer is None:
+            defer = len(batch) >= 50_000 and self.db.read_sync(
+                lambda c: c.execute(select(T.job.c.id).limit(1)).first() is None
+            )
 
         def run(conn: Connection) -> list[int | None]:
             with _gc_paused():
                 return load(conn)
 
         def load(conn: Connection) -> list[int | None]:
-            defer = defer_indexes
-            if defer is None:
-                defer = len(batch) >= 50_000 and conn.execute(select(T.job.c.id).limit(1)).first() is None
             if defer:
                 self.drop_job_indexes(conn)
             out = self.insert_many_in(conn, batch, conflict, batch_size)
             if defer:
                 self.create_job_indexes(conn)
-                # Fresh statistics, so the planner knows e.g. how small the partial indexes are.
-                conn.exec_driver_sql("ANALYZE")
+                analyze(conn)
             return out
 
-        return self.db.write_sync(run)
+        if not defer:
+            return self.db.write_sync(run)
+        with self.db.bulk_journal():  # a big load: write the pages once (see Database.bulk_journal)
+            return self.db.write_sync(run)
 
     async def bulk_insert(
         self,
@@ -972,7 +976,7 @@ class JobRepository:
 
                 def rebuild(conn: Connection) -> None:
                     self.create_job_indexes(conn)
-                    conn.exec_driver_sql("ANALYZE")
+                    analyze(conn)
 
                 self.db.write_sync(rebuild)
 
@@ -1017,6 +1021,26 @@ def _resources(raw: Any) -> list[Resource]:
         return _dec_resources.decode(raw)
     except msgspec.DecodeError:
         return []
+
+
+# Rows ANALYZE samples per index on SQLite after a bulk load (its `analysis_limit`, as `PRAGMA optimize`
+# uses): approximate statistics are all the planner needs here (which index is selective, how small the
+# partial indexes are), and a full ANALYZE reads every index page again.
+ANALYSIS_LIMIT = 1000
+
+
+def analyze(conn: Connection) -> None:
+    """Fresh planner statistics after a bulk load (sampled on SQLite, ANALYZE samples on PostgreSQL)."""
+    if conn.dialect.name != "sqlite":
+        conn.exec_driver_sql("ANALYZE")
+        return
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    raw.execute(f"PRAGMA analysis_limit = {ANALYSIS_LIMIT}")
+    try:
+        raw.execute("ANALYZE")
+    finally:
+        raw.execute("PRAGMA analysis_limit = 0")
 
 
 @contextlib.contextmanager
