@@ -17,8 +17,11 @@ Why this shape:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import logging
+import queue
 import sqlite3
 import threading
 import time
@@ -148,6 +151,7 @@ class Database:
         self._write_lock = threading.RLock()
         self._closed = False
         self._opened = False
+        self._write_thread: _WriteThread | None = None
         if self.dialect == "sqlite":
             path = sqlite_path(self.url)
             if create:
@@ -282,7 +286,25 @@ class Database:
         return await anyio.to_thread.run_sync(self.read_sync, fn, limiter=self._read_limiter)
 
     async def write(self, fn: Callable[[Connection], T]) -> T:
-        """`write_sync` in a worker thread; on SQLite one at a time (the single writer)."""
+        """`write_sync` in a worker thread; on SQLite one at a time (the single writer).
+
+        SQLite under asyncio: the writer's own long-lived thread (`_WriteThread`), half the hand-off
+        cost of anyio's thread pool and limiter — on start_job's path that is a tenth of each call.
+        Like ``anyio.to_thread.run_sync``, a cancelled caller still waits until its write is done,
+        so it never returns while its transaction is open or with an unknown outcome.
+        """
+        if self._writer is not None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # another async backend
+                loop = None
+            if loop is not None:
+                if self._write_thread is None:
+                    self._write_thread = _WriteThread()
+                fut: asyncio.Future[T] = loop.create_future()
+                self._write_thread.submit(loop, fut, functools.partial(self.write_sync, fn))
+                with anyio.CancelScope(shield=True):
+                    return await fut
         limiter = self._write_limiter if self.is_sqlite else self._read_limiter
         return await anyio.to_thread.run_sync(self.write_sync, fn, limiter=limiter)
 
@@ -328,6 +350,8 @@ class Database:
         if self._closed:
             return
         self._closed = True
+        if self._write_thread is not None:
+            self._write_thread.stop()
         writer = getattr(self, "_writer", None)
         if writer is not None:
             # SQLite's advice: let it refresh planner statistics that have become stale, on close.
@@ -359,6 +383,48 @@ class Database:
     def __repr__(self) -> str:
         where = self.path if self.path is not None else make_url(self.url).render_as_string()
         return f"<Database {self.dialect} {where}>"
+
+
+class _WriteThread:
+    """The SQLite writer's own thread for async callers: a queue in, the event loop's future out.
+
+    One thread, because there is one writer connection anyway; started on the first async write,
+    stopped by `Database.close_sync` (after the writes queued before it).
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="cc-db-writer", daemon=True)
+        self._thread.start()
+
+    def submit(
+        self, loop: asyncio.AbstractEventLoop, fut: asyncio.Future[Any], fn: Callable[[], Any]
+    ) -> None:
+        self._queue.put((loop, fut, fn))
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        if threading.current_thread() is not self._thread:
+            self._thread.join()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            loop, fut, fn = item
+            try:
+                result, error = fn(), None
+            except BaseException as e:  # handed to the awaiting caller
+                result, error = None, e
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+                loop.call_soon_threadsafe(_settle, fut, result, error)
+
+
+def _settle(fut: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if fut.done():
+        return
+    if error is not None:
+        fut.set_exception(error)
+    else:
+        fut.set_result(result)
 
 
 def _begin(statement: str) -> Callable[[Connection], None]:

@@ -1,4 +1,4 @@
-"""SQLite tuning of the write paths: the rollback journal during bulk loads, sampled ANALYZE, WAL size.
+"""SQLite tuning of the write paths: rollback journal for bulk loads, sampled ANALYZE, WAL size, writer thread.
 
 A bulk load with deferred indexes runs with SQLite's rollback journal (pages written once instead of
 WAL + checkpoint) and must return the file to WAL mode afterwards, fall back to WAL when the file is in
@@ -7,12 +7,17 @@ use elsewhere, and stay atomic across a real process crash in the middle of the 
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
+import anyio
 import pytest
 
 from cc_core.config import DbConfig
@@ -151,3 +156,35 @@ def test_wal_autocheckpoint_setting(tmp_path: Path, mb: int, pages: int) -> None
             assert conn.execute("PRAGMA journal_size_limit").fetchone()[0] == mb * 1024 * 1024
     finally:
         conn.close()
+
+
+def test_async_writes_use_the_writer_thread(sqlite_db: Database) -> None:
+    async def session() -> list[str]:
+        names = [await sqlite_db.write(lambda c: threading.current_thread().name) for _ in range(3)]
+        with pytest.raises(DuplicateJobError, match="boom"):
+            await sqlite_db.write(lambda c: (_ for _ in ()).throw(DuplicateJobError("boom")))
+        return names
+
+    assert asyncio.run(session()) == ["cc-db-writer"] * 3
+    assert asyncio.run(session()) == ["cc-db-writer"] * 3  # a second event loop, same thread
+    thread = sqlite_db._write_thread
+    assert thread is not None and thread._thread.is_alive()
+    sqlite_db.close_sync()
+    assert not thread._thread.is_alive()
+
+
+def test_cancelled_async_write_still_finishes_before_the_caller_returns(sqlite_db: Database) -> None:
+    def slow_insert(conn: Any) -> None:
+        time.sleep(0.3)
+        conn.exec_driver_sql("INSERT INTO tag (tag_type, tag_name, tag_scope) VALUES ('t', 'n', 'global')")
+
+    async def cancelled() -> float:
+        t0 = time.perf_counter()
+        with anyio.move_on_after(0.05) as scope:
+            await sqlite_db.write(slow_insert)
+        assert scope.cancelled_caught or scope.cancel_called
+        return time.perf_counter() - t0
+
+    assert asyncio.run(cancelled()) >= 0.3  # waited for the transaction instead of abandoning it
+    rows = sqlite_db.read_sync(lambda c: c.exec_driver_sql("SELECT tag_name FROM tag").fetchall())
+    assert [r[0] for r in rows] == ["n"]
