@@ -472,9 +472,10 @@ class JobRepository:
 
     # ================================================================== lifecycle writes
 
-    def _start(self, conn: Connection, job: Job, user: User | None) -> Job:
-        raw = conn.connection.driver_connection
-        assert raw is not None
+    def _start(self, conn: Connection | sqlite3.Connection, job: Job, user: User | None) -> Job:
+        """Insert one job in the caller's transaction. ``conn`` is the sqlite3 writer connection itself
+        on start_job's fast path (jobs without tags, `Database.write_raw`), else SQLAlchemy's."""
+        raw = _driver(conn)
         key = (job.job_id, job.cluster, job.start_time - SECONDS_PER_DAY)
         if self.pg:
             # Lock (cluster, jobId) for this transaction, then insert unless a duplicate exists: a
@@ -499,6 +500,7 @@ class JobRepository:
                 raise DuplicateJobError(f"job {job.job_id} on {job.cluster} already exists: {e}") from None
             new_id = int(cur.lastrowid)
         if job.tags:
+            assert isinstance(conn, Connection), "jobs with tags take the SQLAlchemy path"
             keys = [(t.type, t.name, t.scope or "global") for t in job.tags]
             ids = ensure_tags(conn, self.dialect, keys)
             link_tags(conn, self.dialect, [(new_id, ids[k]) for k in keys])
@@ -539,7 +541,12 @@ class JobRepository:
                 if not req.done:
                     batch, self._start_queue = self._start_queue, []
                     try:
-                        await self.db.write(lambda c: self._start_batch(c, batch))
+                        if any(r.job.tags for r in batch):
+                            await self.db.write(lambda c: self._start_batch(c, batch))
+                        else:  # the common case: plain sqlite3, no SQLAlchemy transaction bookkeeping
+                            await self.db.write_raw(lambda c: self._start_batch(c, batch))
+                        for r in batch:  # results count only once the transaction has committed
+                            r.done = True
                     except BaseException as e:  # the transaction failed: every job of the batch failed
                         for r in batch:
                             if not r.done:
@@ -556,13 +563,11 @@ class JobRepository:
         assert req.result is not None
         return req.result
 
-    def _start_batch(self, conn: Connection, batch: list[_StartRequest]) -> None:
+    def _start_batch(self, conn: Connection | sqlite3.Connection, batch: list[_StartRequest]) -> None:
         if len(batch) == 1:
-            r = batch[0]
-            r.result, r.done = self._start(conn, r.job, None), True
+            batch[0].result = self._start(conn, batch[0].job, None)
             return
-        raw = conn.connection.driver_connection
-        assert raw is not None
+        raw = _driver(conn)
         for r in batch:
             raw.execute("SAVEPOINT cc_start")
             try:
@@ -571,12 +576,12 @@ class JobRepository:
                 raw.execute("ROLLBACK TO SAVEPOINT cc_start")
                 r.error = e
             raw.execute("RELEASE SAVEPOINT cc_start")
-        for r in batch:  # results count only once the transaction commits
-            r.done = True
 
     def start_sync(self, job: Job, *, user: User | None = None) -> Job:
         job = self._prepare_start(job, user)
-        return self.db.write_sync(lambda c: self._start(c, job, user))
+        if self.pg or job.tags:
+            return self.db.write_sync(lambda c: self._start(c, job, user))
+        return self.db.write_raw_sync(lambda c: self._start(c, job, user))
 
     async def stop(
         self,
@@ -1056,6 +1061,15 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+def _driver(conn: Connection | sqlite3.Connection) -> Any:
+    """The DB-API connection under a SQLAlchemy connection (or the sqlite3 connection itself)."""
+    if isinstance(conn, sqlite3.Connection):
+        return conn
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    return raw
 
 
 @functools.cache

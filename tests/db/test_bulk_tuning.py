@@ -188,3 +188,53 @@ def test_cancelled_async_write_still_finishes_before_the_caller_returns(sqlite_d
     assert asyncio.run(cancelled()) >= 0.3  # waited for the transaction instead of abandoning it
     rows = sqlite_db.read_sync(lambda c: c.exec_driver_sql("SELECT tag_name FROM tag").fetchall())
     assert [r[0] for r in rows] == ["n"]
+
+
+def _fail_at_commit(db: Database) -> None:
+    """A real commit-time failure: a job insert adds a row whose deferred foreign key is unmet."""
+
+    def run(conn: Any) -> None:
+        conn.exec_driver_sql(
+            "CREATE TABLE commit_guard (ref INTEGER REFERENCES tag(id) DEFERRABLE INITIALLY DEFERRED)"
+        )
+        conn.exec_driver_sql(
+            "CREATE TRIGGER guard AFTER INSERT ON job WHEN NEW.job_id >= 900 "
+            "BEGIN INSERT INTO commit_guard VALUES (-1); END"
+        )
+
+    db.write_sync(run)
+
+
+def test_start_job_reports_a_failed_commit(sqlite_db: Database) -> None:
+    from tests.db.test_lifecycle import make_job
+
+    _fail_at_commit(sqlite_db)
+
+    async def one_then_many() -> list[str]:
+        with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+            await sqlite_db.jobs.start(make_job(900))
+        outcomes: list[str] = []
+
+        async def client(i: int) -> None:
+            try:
+                await sqlite_db.jobs.start(make_job(i))
+                outcomes.append("ok")
+            except sqlite3.IntegrityError:
+                outcomes.append("failed")
+
+        async with anyio.create_task_group() as tg:  # a group commit with one poisoned job in it
+            for i in (1, 2, 901, 3):
+                tg.start_soon(client, i)
+        return outcomes
+
+    outcomes = asyncio.run(one_then_many())
+    stored = {j.job_id for j in sqlite_db.jobs.list_sync(SYSTEM_USER, None).items}
+    # Nobody was told "started" for a job that is not in the database (a failed commit fails all of
+    # its batch); the first job, alone in its transaction, is not stored.
+    assert 900 not in stored and 901 not in stored
+    assert outcomes.count("ok") == len(stored) and len(outcomes) == 4
+    with pytest.raises(sqlite3.IntegrityError):
+        sqlite_db.jobs.start_sync(make_job(902))
+    assert sqlite_db._writer is not None
+    assert not sqlite_db._writer.connection.driver_connection.in_transaction  # type: ignore[union-attr]
+    assert sqlite_db.jobs.start_sync(make_job(4)).id is not None
