@@ -39,6 +39,7 @@ from cc_core.db.convert import (
     rows_to_jobs,
     select_columns,
 )
+from cc_core.db.engine import NOT_RUN
 from cc_core.db.errors import (
     DBError,
     DuplicateJobError,
@@ -534,6 +535,12 @@ class JobRepository:
         job = self._prepare_start(job, user)
         if self.pg:  # concurrent transactions on the pool; the advisory lock orders same-key starts
             return await self.db.write(lambda c: self._start(c, job, None))
+        if not job.tags and not self._start_queue and not self._start_lock.locked():
+            # An idle writer: one short transaction right here, no thread hand-off (see
+            # Database.write_raw_inline); a busy one queues the job for the next group commit.
+            out = self.db.write_raw_inline(lambda c: self._start(c, job, None))
+            if out is not NOT_RUN:
+                return out  # type: ignore[return-value]
         req = _StartRequest(job)
         self._start_queue.append(req)
         try:

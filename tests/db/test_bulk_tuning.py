@@ -238,3 +238,68 @@ def test_start_job_reports_a_failed_commit(sqlite_db: Database) -> None:
     assert sqlite_db._writer is not None
     assert not sqlite_db._writer.connection.driver_connection.in_transaction  # type: ignore[union-attr]
     assert sqlite_db.jobs.start_sync(make_job(4)).id is not None
+
+
+def test_start_job_runs_inline_when_the_writer_is_idle(tmp_path: Path) -> None:
+    from tests.db.test_lifecycle import make_job
+
+    db = Database(tmp_path / "job.db", db_config=DbConfig(wal_autocheckpoint_mb=1))  # 256 pages
+    checkpoints: list[int] = []
+    real_checkpoint = db._checkpoint
+    db._checkpoint = lambda: (checkpoints.append(1), real_checkpoint())  # type: ignore[method-assign]
+    writer = db._writer
+    assert writer is not None
+    raw = writer.connection.driver_connection
+    assert raw is not None
+    try:
+
+        async def starts() -> list[int | None]:
+            out = [(await db.jobs.start(make_job(i))).id for i in range(1, 61)]
+            assert db._inline_mode  # set up for inline commits ...
+            assert raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+            await db.write(lambda c: None)  # ... until a thread-side write restores the settings
+            return out
+
+        ids = asyncio.run(starts())
+        assert len(set(ids)) == 60 and None not in ids
+        assert not db._inline_mode
+        assert raw.execute("PRAGMA busy_timeout").fetchone()[0] == 60000
+        assert raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 256
+        # every 256 // 12 = 21 inline commits a checkpoint was queued to the writer thread
+        assert len(checkpoints) == 2
+        assert db.jobs.list_sync(SYSTEM_USER, None).count == 60
+        with pytest.raises(DuplicateJobError):  # the duplicate check holds on the inline path
+            asyncio.run(db.jobs.start(make_job(5)))
+    finally:
+        db.close_sync()
+
+
+def test_start_job_waits_in_the_thread_while_another_process_writes(sqlite_db: Database) -> None:
+    from tests.db.test_lifecycle import make_job
+
+    path = sqlite_db.path
+    other = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # e.g. a CLI command holding the write lock
+    timer = threading.Timer(0.3, lambda: other.execute("COMMIT"))
+
+    async def start() -> tuple[int | None, float]:
+        t0 = time.perf_counter()
+        timer.start()
+        job = await sqlite_db.jobs.start(make_job(1))
+        return job.id, time.perf_counter() - t0
+
+    try:
+        id_, waited = asyncio.run(start())
+    finally:
+        timer.join()
+        other.close()
+    assert id_ is not None and waited >= 0.25  # waited for the lock (not failed, not blocked the loop)
+    assert sqlite_db.jobs.list_sync(SYSTEM_USER, None).count == 1
+
+
+def test_inline_start_job_can_be_switched_off(tmp_path: Path) -> None:
+    from tests.db.test_lifecycle import make_job
+
+    with Database(tmp_path / "job.db", db_config=DbConfig(inline_start_job=False)) as db:
+        asyncio.run(db.jobs.start(make_job(1)))
+        assert not db._inline_mode and db._write_thread is not None
