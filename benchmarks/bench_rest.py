@@ -1,8 +1,8 @@
 """REST job lifecycle over real HTTP: ``start_job`` + ``stop_job`` pairs with JWT auth on SQLite.
 
 The server is ``clustercockpit serve`` (uvicorn) in a subprocess on a fresh site; the load comes from
-32 concurrent clients (httpx, asyncio) in this process, each with its own connection, doing back-to-back
-requests. Phases, each under the same load:
+32 concurrent clients (``benchmarks._loadgen``: raw keep-alive HTTP/1.1 on asyncio + uvloop, like ``wrk``)
+in this process, each with its own connection, doing back-to-back requests. Phases, each under the same load:
 
 * *trivial*: ``GET /healthz`` (a JSON dict, no auth, no database) — the limit: what the HTTP stack
   itself (uvicorn + Litestar + the app's middleware) costs per request on this machine;
@@ -47,6 +47,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from benchmarks._loadgen import Connection, install_uvloop
 from benchmarks._report import Result, report
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -171,43 +172,49 @@ _next_id = iter(range(1_000_000, 10**12))
 
 
 async def _client_loop(site: Site, token: str, phase: Phase, kind: str, until: float) -> None:
-    headers = {"X-Auth-Token": token, "content-type": "application/json"}
-    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    async with httpx.AsyncClient(base_url=site.url, limits=limits, timeout=30) as client:
+    conn = Connection("127.0.0.1", site.port)
+    headers = {"X-Auth-Token": token, "Content-Type": "application/json"}
+    healthz = conn.build("GET", "/healthz")
+    try:
+        await conn.open()
         while time.perf_counter() < until:
             if kind == "trivial":
                 t0 = time.perf_counter()
-                r = await client.get("/healthz")
+                r = await conn.send(healthz)
                 phase.add("healthz", time.perf_counter() - t0)
-                if r.status_code != 200:
-                    phase.errors.append(f"healthz {r.status_code}")
+                if r.status != 200:
+                    phase.errors.append(f"healthz {r.status}")
                 continue
             job_id = next(_next_id)
             start = 1_700_000_000 + job_id % 1_000_000
             body = json.dumps(_job(job_id, start, 1 if kind == "archiving" else 0)).encode()
+            request = conn.build("POST", "/api/jobs/start_job/", body, headers)
             t0 = time.perf_counter()
-            r = await client.post("/api/jobs/start_job/", content=body, headers=headers)
+            r = await conn.send(request)
             phase.add("start_job", time.perf_counter() - t0)
-            if r.status_code != 201:
-                phase.errors.append(f"start_job {r.status_code} {r.text[:200]}")
+            if r.status != 201:
+                phase.errors.append(f"start_job {r.status} {r.body[:200]!r}")
                 continue
-            db_id = int(r.json()["id"])
+            db_id = int(json.loads(r.body)["id"])
             phase.started.append((db_id, job_id, start))
             if kind not in ("pairs", "archiving"):
                 continue
             stop = json.dumps(
                 {"jobId": job_id, "cluster": "fritz", "startTime": start, "stopTime": start + 600}
             ).encode()
+            request = conn.build("POST", "/api/jobs/stop_job/", stop, headers)
             t0 = time.perf_counter()
-            r = await client.post("/api/jobs/stop_job/", content=stop, headers=headers)
+            r = await conn.send(request)
             dt = time.perf_counter() - t0
             phase.add("stop_job", dt)
-            if r.status_code != 200 or r.json().get("id") != db_id:
-                phase.errors.append(f"stop_job {r.status_code} {r.text[:200]}")
+            if r.status != 200 or json.loads(r.body).get("id") != db_id:
+                phase.errors.append(f"stop_job {r.status} {r.body[:200]!r}")
                 continue
             phase.add("pair", phase.latencies["start_job"][-1] + dt)
             phase.stopped.append(db_id)
             phase.pairs += 1
+    finally:
+        await conn.close()
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -260,6 +267,7 @@ def main() -> bool:
     try:
         start_server(site)
         token = mint(load_private_key(site.env["JWT_PRIVATE_KEY"]), "bench", ["api"], max_age_seconds=3600)
+        install_uvloop()
         asyncio.run(run_phase(site, token, "trivial", 2.0))  # warm-up
         trivial = asyncio.run(run_phase(site, token, "trivial", PHASE_SECONDS))
         starts = asyncio.run(run_phase(site, token, "start", PHASE_SECONDS))
@@ -372,8 +380,9 @@ def _append_results(
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, CPython {platform.python_version()}. Server:",
         "`clustercockpit serve` (uvicorn with httptools and uvloop, one process, gzip on) in a subprocess on a",
         f"fresh SQLite site (load average {os.getloadavg()[0]:.1f} before the run); load:",
-        f"{CLIENTS} concurrent httpx clients (asyncio, one keep-alive connection each, back to back) in the",
-        "benchmark process, every API request with an Ed25519 JWT. Client and server share the cores; *server",
+        f"{CLIENTS} concurrent clients (`benchmarks/_loadgen.py`: raw keep-alive HTTP/1.1 on uvloop, one connection",
+        "each, back to back) in the benchmark process, every API request with an Ed25519 JWT. Client and server",
+        "share the cores; *server",
         "capacity* = requests per second of server CPU time (all threads), which does not depend on the client.",
         "",
         "| measure | result | target |",

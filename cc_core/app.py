@@ -21,7 +21,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from cc_core import __version__
-from cc_core.api.auth import AuthGroup, TokenAuth, admin_api_guard, group_guard, group_opt
+from cc_core.api.auth import AuthGroup, GroupAuthMiddleware, TokenAuth, admin_api_guard, group_opt
 from cc_core.api.errors import db_error_handler, http_exception_handler, internal_error_handler
 from cc_core.api.nodestate import nodestate_router
 from cc_core.api.openapi import API_SECURITY, SKIP_COMPRESSION
@@ -277,7 +277,8 @@ def create_app(
             *static_routers,
         ],
         plugins=contributions,
-        middleware=[DefineMiddleware(CSRFMiddleware)],
+        # Upstream's route groups (contract §1.1): the middleware decides by the matched route's group.
+        middleware=[DefineMiddleware(CSRFMiddleware), DefineMiddleware(GroupAuthMiddleware)],
         before_send=[security_headers_hook(config.main.trusted_proxies)],
         cors_config=CORSConfig(
             allow_origins=["*"],
@@ -299,12 +300,13 @@ def create_app(
             MetricDataError: db_error_handler,
             Exception: internal_error_handler,
         },
-        # Upstream's route groups (contract §1.1): one guard decides by the matched route's group.
-        guards=[group_guard],
         template_config=template_config,
         openapi_config=openapi_config,
         lifespan=[lifespan],
         state=state,
         request_max_body_size=config.main.max_body_size,
+        # Logging is the CLI's (`--loglevel`, `--logdate`). Litestar's default config would reset the root
+        # logger to INFO with its own queue handler at start-up, so `--loglevel warn` printed every job.
+        logging_config=None,
         debug=False,
     )

@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import anyio
 import msgspec
 from sqlalchemy import Connection, delete, select, update
 
@@ -41,7 +40,6 @@ from cc_core.db.convert import (
 )
 from cc_core.db.engine import NOT_RUN
 from cc_core.db.errors import (
-    DBError,
     DuplicateJobError,
     InvalidFilterError,
     InvalidInputError,
@@ -109,26 +107,12 @@ def _insert_sql(mark: str, n: int) -> str:
 _JSON_INSERT = {"footprint", "energy_footprint", "resources", "meta_data"}
 
 
-class _StartRequest:
-    """One queued start_job (see `JobRepository.start`)."""
-
-    __slots__ = ("done", "error", "job", "result")
-
-    def __init__(self, job: Job) -> None:
-        self.job = job
-        self.result: Job | None = None
-        self.error: BaseException | None = None
-        self.done = False
-
-
 class JobRepository:
     """Jobs in the database; see the module docstring for the rules every method follows."""
 
     def __init__(self, db: Any) -> None:
         self.db = db
-        self._start_queue: list[_StartRequest] = []
-        # Uncontended (one client), taking it costs no extra event-loop round.
-        self._start_lock = anyio.Lock(fast_acquire=True)
+        self._stop_sql: dict[tuple[bool, bool], str] = {}
         self.dialect: str = db.dialect
         self.pg = self.dialect == "postgresql"
         n = len(INSERT_COLUMNS)
@@ -145,7 +129,9 @@ class JobRepository:
                 "SELECT id, start_time FROM job WHERE job_id = %s AND cluster = %s AND start_time > %s "
                 "ORDER BY id DESC LIMIT 1"
             )
-        else:
+        mark = "%s" if self.pg else "?"
+        self._stop_update_sql = f"UPDATE job SET job_state = {mark}, duration = {mark} WHERE id = {mark}"  # noqa: S608 - placeholders only
+        if not self.pg:
             self._insert_sql = _insert_sql("?", n)
             self._dup_sql = (
                 "SELECT id, start_time FROM job WHERE job_id = ? AND cluster = ? AND start_time > ? "
@@ -475,7 +461,8 @@ class JobRepository:
 
     def _start(self, conn: Connection | sqlite3.Connection, job: Job, user: User | None) -> Job:
         """Insert one job in the caller's transaction. ``conn`` is the sqlite3 writer connection itself
-        on start_job's fast path (jobs without tags, `Database.write_raw`), else SQLAlchemy's."""
+        on start_job's fast paths (jobs without tags, `Database.write_raw_inline` / `write_raw_sync`), else
+        SQLAlchemy's."""
         raw = _driver(conn)
         key = (job.job_id, job.cluster, job.start_time - SECONDS_PER_DAY)
         if self.pg:
@@ -507,6 +494,22 @@ class JobRepository:
             link_tags(conn, self.dialect, [(new_id, ids[k]) for k in keys])
         return msgspec.structs.replace(job, id=new_id)
 
+    def _stop_find_sql(self, by_cluster: bool, by_start: bool) -> str:
+        """The newest job with a jobId (and cluster / start time), all columns, as driver SQL."""
+        key = (by_cluster, by_start)
+        sql = self._stop_sql.get(key)
+        if sql is None:
+            mark = "%s" if self.pg else "?"
+            where = f"job_id = {mark}"
+            if by_cluster:
+                where += f" AND cluster = {mark}"
+            if by_start:
+                where += f" AND start_time = {mark}"
+            cols = _select_sql(self.dialect, True)
+            sql = f"SELECT {cols} FROM job WHERE {where} ORDER BY id DESC LIMIT 1"  # noqa: S608 - ours
+            self._stop_sql[key] = sql
+        return sql
+
     def _prepare_start(self, job: Job, user: User | None) -> Job:
         if job.job_state != "running":
             job = msgspec.structs.replace(job, job_state="running")
@@ -526,63 +529,19 @@ class JobRepository:
         24 h before (upstream's rule, which also catches a later-started duplicate). Tags in
         ``job.tags`` are created as needed and attached, each scope checked against ``user``.
 
-        SQLite: concurrent calls share a commit (group commit) — while one batch is being written by
-        the single writer, newly arriving jobs queue up and go in the next batch, each in its own
-        savepoint, so one job's failure never affects another's, and every caller returns only after
-        its job is committed. A single caller gets one transaction per job. PostgreSQL: one
-        transaction per job, concurrently on the connection pool.
+        SQLite: concurrent calls share a commit (`Database.write_grouped`); every caller returns only
+        after its job is committed. PostgreSQL: one transaction per job, concurrently on the pool.
         """
         job = self._prepare_start(job, user)
         if self.pg:  # concurrent transactions on the pool; the advisory lock orders same-key starts
             return await self.db.write(lambda c: self._start(c, job, None))
-        if not job.tags and not self._start_queue and not self._start_lock.locked():
+        if not job.tags and not self.db._group_queue and not self.db._group_lock.locked():
             # An idle writer: one short transaction right here, no thread hand-off (see
             # Database.write_raw_inline); a busy one queues the job for the next group commit.
             out = self.db.write_raw_inline(lambda c: self._start(c, job, None))
             if out is not NOT_RUN:
                 return out  # type: ignore[return-value]
-        req = _StartRequest(job)
-        self._start_queue.append(req)
-        try:
-            async with self._start_lock:
-                if not req.done:
-                    batch, self._start_queue = self._start_queue, []
-                    try:
-                        if any(r.job.tags for r in batch):
-                            await self.db.write(lambda c: self._start_batch(c, batch))
-                        else:  # the common case: plain sqlite3, no SQLAlchemy transaction bookkeeping
-                            await self.db.write_raw(lambda c: self._start_batch(c, batch))
-                        for r in batch:  # results count only once the transaction has committed
-                            r.done = True
-                    except BaseException as e:  # the transaction failed: every job of the batch failed
-                        for r in batch:
-                            if not r.done:
-                                r.error, r.done = e, True
-                        if not isinstance(e, Exception):
-                            raise
-        except BaseException:
-            # Cancelled while waiting for its turn: a job nobody waits for must not be inserted later.
-            if req in self._start_queue:
-                self._start_queue.remove(req)
-            raise
-        if req.error is not None:
-            raise req.error
-        assert req.result is not None
-        return req.result
-
-    def _start_batch(self, conn: Connection | sqlite3.Connection, batch: list[_StartRequest]) -> None:
-        if len(batch) == 1:
-            batch[0].result = self._start(conn, batch[0].job, None)
-            return
-        raw = _driver(conn)
-        for r in batch:
-            raw.execute("SAVEPOINT cc_start")
-            try:
-                r.result = self._start(conn, r.job, None)
-            except DBError as e:
-                raw.execute("ROLLBACK TO SAVEPOINT cc_start")
-                r.error = e
-            raw.execute("RELEASE SAVEPOINT cc_start")
+        return await self.db.write_grouped(lambda c: self._start(c, job, None))
 
     def start_sync(self, job: Job, *, user: User | None = None) -> Job:
         job = self._prepare_start(job, user)
@@ -607,10 +566,15 @@ class JobRepository:
         """
         job_id = _int(job_id, "jobId")
         now = int(self.db.clock())
+        find_sql = self._stop_find_sql(cluster is not None, start_time is not None)
+        params = tuple(v for v in (job_id, cluster, start_time) if v is not None)
 
         def run(conn: Connection) -> Job:
-            q = self._key_query(job_id, cluster, start_time).order_by(T.job.c.id.desc()).limit(1)
-            row = conn.execute(q).first()
+            # Driver SQL prepared once per key shape: this runs under the single writer on every
+            # stop_job, where building and compiling the equivalent Core statements cost ~1 ms.
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            row = raw.execute(find_sql, params).fetchone()
             if row is None:
                 raise JobNotFoundError(_key_text(job_id, cluster, start_time) + " not found")
             job = row_to_job(row, now)
@@ -628,12 +592,10 @@ class JobRepository:
             if new_state not in JOB_STATES or new_state == "running":
                 raise InvalidStateError(f"invalid requested job state {new_state!r}")
             duration = stop_time - job.start_time
-            conn.execute(
-                update(T.job).where(T.job.c.id == job.id).values(job_state=new_state, duration=duration)
-            )
+            raw.execute(self._stop_update_sql, (new_state, duration, job.id))
             return msgspec.structs.replace(job, job_state=new_state, duration=duration)
 
-        return await self.db.write(run)
+        return await self.db.write_grouped(run)
 
     async def update_metadata(self, id_: int, key: str, value: str) -> Job:
         """Set one ``meta_data`` key (REST ``edit_meta``); returns the job with its metadata."""
@@ -678,13 +640,21 @@ class JobRepository:
             values["monitoring_status"] = monitoring_status
         if not values:
             return
+        # Driver SQL (the column names are the constants above; values are bound): this runs once per
+        # archived job under the single writer, where compiling the Core UPDATE cost more than running it.
+        mark = "%s" if self.pg else "?"
+        casts = {"footprint": "::jsonb", "energy_footprint": "::jsonb"} if self.pg else {}
+        assignments = ", ".join(f"{c} = {mark}{casts.get(c, '')}" for c in values)
+        sql = f"UPDATE job SET {assignments} WHERE id = {mark}"  # noqa: S608 - constant names, bound values
+        params = (*values.values(), id_)
 
         def run(conn: Connection) -> None:
-            n = conn.execute(update(T.job).where(T.job.c.id == id_).values(**values)).rowcount
-            if n == 0:
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            if raw.execute(sql, params).rowcount == 0:
                 raise JobNotFoundError(f"job {id_} not found")
 
-        await self.db.write(run)
+        await self.db.write_grouped(run)
 
     async def update_monitoring_status(self, id_: int, status: int) -> None:
         await self.update_footprint(id_, monitoring_status=status)

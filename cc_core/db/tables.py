@@ -301,6 +301,9 @@ TABLES: tuple[Table, ...] = (
 # for every index the query it exists for (tests/db/test_query_plans.py).
 
 RUNNING = "job_state = 'running'"
+#: Stopped jobs not archived yet (monitoring status 1): the archiver's sweep. A query must spell these
+#: literals (not bound parameters) for SQLite to use the partial index.
+ARCHIVE_PENDING = "monitoring_status = 1 AND job_state <> 'running'"
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,6 +374,13 @@ JOB_INDEXES: tuple[IndexDef, ...] = (
         ("start_time",),
         where=RUNNING,
         why="running jobs of all clusters by start time (used nodes, walltime and duration workers)",
+    ),
+    IndexDef(
+        "jobs_archive_pending",
+        "job",
+        ("start_time",),
+        where=ARCHIVE_PENDING,
+        why="stopped jobs not archived yet, oldest first (the archiver's periodic sweep); tiny",
     ),
 )
 

@@ -18,7 +18,9 @@ Any failure of steps 1-5 sets ``monitoringStatus = 2`` and logs why. On shutdown
 status 1 — the server stopped before archiving them — are queued again.
 
 Several replicas on one database: before step 1 the worker claims the job (`cc_core.metrics.claims`),
-so each stopped job is archived by one replica only; a job claimed elsewhere is skipped. Every
+so each stopped job is archived by one replica only; a job claimed elsewhere is skipped. The claim is
+renewed every ``ttl / 3`` while the job is archived and checked once more before step 5: a job whose
+claim another replica took over meanwhile is given up with a warning, not written a second time. Every
 ``sweep_interval`` seconds (PostgreSQL: 60 s by default; SQLite: at start-up only) the archiver queues
 stopped jobs at status 1 that nobody holds a live claim on, which picks up the jobs of a replica that
 died (after its claim expired).
@@ -53,6 +55,10 @@ CORE_SCOPE_MAX_NODES = 8
 
 class ArchivingError(Exception):
     """Archiving one job failed; the message says at which step and why."""
+
+
+class ClaimLost(Exception):
+    """Another replica took over the job's archive claim while this one was archiving it."""
 
 
 def _sub(cluster: Cluster, job: Job) -> SubCluster | None:
@@ -141,9 +147,11 @@ class Archiver:
         self.archived = 0
         self.failed = 0
         self.skipped = 0
+        self.lost = 0  # given up: the claim was taken over mid-archive
         self.claims = ArchiveClaims(db, holder or default_holder(), ttl=claim_ttl or DEFAULT_TTL)
-        # The sweep scans the job table for status 1 (no index): periodic only where replicas can share
-        # the database (PostgreSQL); an SQLite site has one server, which sweeps at start-up only.
+        # The sweep reads the partial index jobs_archive_pending (migration 7). Periodic only where
+        # replicas can share the database (PostgreSQL); an SQLite site has one server, which sweeps at
+        # start-up only.
         if sweep_interval is None:
             sweep_interval = 0.0 if db.is_sqlite else 60.0
         self.sweep_interval = sweep_interval
@@ -191,7 +199,7 @@ class Archiver:
 
     async def pending_jobs(self) -> list[Job]:
         """Jobs that are stopped but not archived (monitoring status 1), oldest first."""
-        from sqlalchemy import select
+        from sqlalchemy import Integer, literal_column, select
 
         from cc_core.db import tables as T
         from cc_core.db.convert import rows_to_jobs, select_columns
@@ -204,7 +212,11 @@ class Archiver:
             j = T.job.c
             q = (
                 select(*select_columns(dialect))
-                .where(j.job_state != state_literal("running"), j.monitoring_status == 1)
+                # Literals, as the partial index jobs_archive_pending spells them (T.ARCHIVE_PENDING).
+                .where(
+                    j.monitoring_status == literal_column("1", Integer),
+                    j.job_state != state_literal("running"),
+                )
                 .order_by(j.start_time)
             )
             return rows_to_jobs(conn.execute(q).all(), now)
@@ -275,7 +287,13 @@ class Archiver:
                             "archiver: job %s (id %s) archived or claimed elsewhere", job.job_id, job.id
                         )
                         continue
-                await self.archive_job(job)
+                    await self._archive_claimed(job, job.id)
+                else:
+                    await self.archive_job(job)
+            except ClaimLost as e:
+                self.lost += 1
+                claimed = False  # not ours any more: neither status 2 nor a release
+                log.warning("archiving job %s (id %s) given up: %s", job.job_id, job.id, e)
             except Exception as e:
                 self.failed += 1
                 log.error("archiving job %s (id %s) failed: %s", job.job_id, job.id, e)
@@ -294,10 +312,57 @@ class Archiver:
                         log.warning("job %s: cannot release the archive claim: %s", job.id, e3)
                 self.queue.task_done()
 
+    # ---------------------------------------------------------------------------- claim keeping
+
+    async def _archive_claimed(self, job: Job, job_id: int) -> None:
+        """`archive_job` under this archiver's claim on ``job_id``: renewed in the background every
+        ``ttl / 3``, and once more right before the archive is written."""
+        lost = asyncio.Event()
+        keeper = asyncio.create_task(self._keep_claim(job_id, lost), name=f"archive-claim-{job_id}")
+
+        async def still_held() -> None:
+            if lost.is_set():
+                raise ClaimLost("its archive claim was taken over by another replica")
+            try:
+                held = await self.claims.renew(job_id)
+            except Exception as e:
+                raise ArchivingError(f"cannot renew the archive claim: {e}") from e
+            if not held:
+                raise ClaimLost("its archive claim was taken over by another replica before the write")
+
+        try:
+            await self.archive_job(job, before_write=still_held)
+        except (ClaimLost, asyncio.CancelledError):
+            raise
+        except Exception as e:
+            if lost.is_set():  # failed, but the job is another replica's now: leave its status alone
+                raise ClaimLost(f"its archive claim was taken over by another replica ({e})") from e
+            raise
+        finally:
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
+
+    async def _keep_claim(self, job_id: int, lost: asyncio.Event) -> None:
+        interval = max(self.claims.ttl / 3.0, 0.01)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                held = await self.claims.renew(job_id)
+            except Exception as e:  # a database hiccup: try again; the claim holds for ttl
+                log.warning("job %s: cannot renew the archive claim: %s", job_id, e)
+                continue
+            if not held:
+                log.warning("job %s: archive claim taken over by another replica while archiving", job_id)
+                lost.set()
+                return
+
     # -------------------------------------------------------------------------------- the work
 
-    async def archive_job(self, job: Job) -> Job:
-        """Archive one job now (the worker's step list); returns the job as archived."""
+    async def archive_job(
+        self, job: Job, *, before_write: Callable[[], Awaitable[None]] | None = None
+    ) -> Job:
+        """Archive one job now (the worker's step list); returns the job as archived. ``before_write``
+        runs right before the archive is written and may raise to stop it (the claim check)."""
         from cc_core.db import SYSTEM_USER
 
         started = time.perf_counter()
@@ -335,6 +400,8 @@ class Archiver:
             energy=energy,
             monitoring_status=MonitoringStatus.ARCHIVING_SUCCESSFUL,
         )
+        if before_write is not None:
+            await before_write()
         try:
             await self.archive.import_job(meta, data)
         except Exception as e:

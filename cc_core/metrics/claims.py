@@ -15,6 +15,12 @@ conflict; its DO UPDATE applies only to an *expired* claim, so exactly one repli
 the write transactions are serialised by the file lock. The status check runs after the insert, so
 it sees the committed result of any replica that archived the job and released its claim.
 
+While archiving, the winner renews its claim every ``ttl / 3`` (`renew`: ``expires_ms = now + ttl``
+where it is still the holder), so a slow metric backend or archive never lets the claim run out
+under a live replica. Right before writing the archive it renews once more: if the claim is no
+longer its own (its renewals stalled for longer than ``ttl`` — a paused process, a database it could
+not reach — and another replica took the job over), it gives the job up without writing.
+
 After archiving (status 3) or failing (status 2) the winner deletes its claim. A replica that dies
 mid-archive leaves the job at status 1 with a claim that expires after ``ttl``; the next sweep of any
 replica then takes it over. The job table's ``monitoring_status`` keeps upstream's values (0-3): the
@@ -26,7 +32,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from cc_core.db import tables as T
@@ -74,6 +80,19 @@ class ArchiveClaims:
             return True
 
         return await self.db.write(run)
+
+    async def renew(self, job_id: int) -> bool:
+        """Extend this holder's claim on ``job_id`` by ``ttl`` from now; False if the claim is gone or
+        another holder's (taken over after it expired): the caller must not write the job then."""
+        c = T.archive_claim.c
+        expires = int(time.time() * 1000) + int(self.ttl * 1000)
+        stmt = (
+            update(T.archive_claim)
+            .where(c.job_id == job_id, c.holder == self.holder)
+            .values(expires_ms=expires)
+            .returning(c.job_id)
+        )
+        return await self.db.write(lambda conn: conn.execute(stmt).first() is not None)
 
     def _own(self, job_id: int) -> delete:  # type: ignore[valid-type]
         c = T.archive_claim.c

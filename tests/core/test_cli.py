@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -196,7 +197,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_serve_runs_and_shuts_down_gracefully(tmp_path: Path) -> None:
+@pytest.mark.parametrize("loglevel", ["info", "warn"])
+def test_serve_runs_and_shuts_down_gracefully(tmp_path: Path, loglevel: str) -> None:
+    """Also: ``--loglevel`` holds for the whole run (the web framework must not reset it at start-up)."""
     code, _, _ = run("init", "--dir", str(tmp_path))
     assert code == 0
     port = _free_port()
@@ -208,7 +211,7 @@ def test_serve_runs_and_shuts_down_gracefully(tmp_path: Path) -> None:
             "--config",
             str(tmp_path / "config.json"),
             "--loglevel",
-            "info",
+            loglevel,
             "serve",
             "--addr",
             f"127.0.0.1:{port}",
@@ -234,7 +237,10 @@ def test_serve_runs_and_shuts_down_gracefully(tmp_path: Path) -> None:
         out, _ = proc.communicate(timeout=30)
         # uvicorn re-raises the signal after its graceful shutdown, so the exit status says SIGTERM.
         assert proc.returncode in (0, -signal.SIGTERM), out
-        assert "shutdown complete" in out
+        if loglevel == "info":
+            assert "INFO cc_core.app: shutdown complete" in out, out
+        else:
+            assert "shutdown complete" not in out and "INFO" not in out, out
     finally:
         if proc.poll() is None:
             proc.kill()

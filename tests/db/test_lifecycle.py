@@ -9,6 +9,7 @@ import pytest
 from cc_core.auth.user import User
 from cc_core.db import (
     Database,
+    DBError,
     DuplicateJobError,
     InvalidInputError,
     InvalidStateError,
@@ -131,6 +132,42 @@ def test_concurrent_starts_share_commits_not_failures(db: Database) -> None:
     assert sorted(j.job_id for j in page.items) == list(range(1, 31))
 
 
+def test_concurrent_stops_and_starts_share_commits_not_failures(db: Database) -> None:
+    """Stops join the same group commit as starts; a failing stop rolls back only itself."""
+    for i in range(1, 21):
+        run(db.jobs.start, make_job(i, start=NOW - 100))
+
+    async def main() -> dict[str, object]:
+        results: dict[str, object] = {}
+
+        async def stop(i: int, tag: str) -> None:
+            try:
+                results[tag] = await db.jobs.stop(i, stop_time=NOW)
+            except DBError as e:
+                results[tag] = e
+
+        async def start(i: int) -> None:
+            results[f"start{i}"] = await db.jobs.start(make_job(i, start=NOW - 50))
+
+        async with anyio.create_task_group() as tg:
+            for i in range(1, 21):
+                tg.start_soon(stop, i, f"stop{i}")
+                tg.start_soon(stop, i + 100, f"missing{i}")  # not found: its own error only
+            for i in range(200, 210):
+                tg.start_soon(start, i)
+        return results
+
+    results = anyio.run(main)
+    for i in range(1, 21):
+        stopped = results[f"stop{i}"]
+        assert isinstance(stopped, Job) and stopped.job_state == "completed", stopped
+        assert isinstance(results[f"missing{i}"], JobNotFoundError)
+    assert all(isinstance(results[f"start{i}"], Job) for i in range(200, 210))
+    page = run(db.jobs.list, ADMIN, None, ALL)
+    states = {j.job_id: j.job_state for j in page.items}
+    assert states == {**dict.fromkeys(range(1, 21), "completed"), **dict.fromkeys(range(200, 210), "running")}
+
+
 def test_cancelled_start_is_not_inserted_later(sqlite_db: Database) -> None:
     db = sqlite_db
 
@@ -142,12 +179,12 @@ def test_cancelled_start_is_not_inserted_later(sqlite_db: Database) -> None:
                 await db.jobs.start(make_job(1))  # queued behind the running batch, then cancelled
 
         async with anyio.create_task_group() as tg:
-            await db.jobs._start_lock.acquire()  # another batch is being written
+            await db._group_lock.acquire()  # another batch is being written
             tg.start_soon(waiter)
             await anyio.sleep(0.05)
             scope.cancel()
             await anyio.sleep(0.01)
-            db.jobs._start_lock.release()
+            db._group_lock.release()
         await db.jobs.start(make_job(2))
 
     anyio.run(main)
