@@ -292,8 +292,15 @@ class Database:
             with self._write_lock:
                 if self._inline_mode:
                     self._leave_inline_mode()
-                with self._writer.begin():
-                    return fn(self._writer)
+                try:
+                    with self._writer.begin():
+                        return fn(self._writer)
+                finally:
+                    # A failed COMMIT (deferred constraint, full disk) leaves SQLite's transaction
+                    # open while SQLAlchemy considers it over: end it, or every later write fails.
+                    raw = self._writer.connection.driver_connection
+                    if raw is not None and raw.in_transaction:  # type: ignore[attr-defined]
+                        raw.rollback()  # type: ignore[attr-defined]
         with self.write_engine.begin() as conn:  # PostgreSQL: concurrent transactions from the pool
             return fn(conn)
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import anyio
 import pytest
+import sqlalchemy.exc
 
 from cc_core.config import DbConfig
 from cc_core.db import Database
@@ -190,6 +191,10 @@ def test_cancelled_async_write_still_finishes_before_the_caller_returns(sqlite_d
     assert [r[0] for r in rows] == ["n"]
 
 
+# The driver's error on the plain-sqlite3 paths, SQLAlchemy's wrapper of it on the writer thread's.
+COMMIT_ERRORS = (sqlite3.IntegrityError, sqlalchemy.exc.IntegrityError)
+
+
 def _fail_at_commit(db: Database) -> None:
     """A real commit-time failure: a job insert adds a row whose deferred foreign key is unmet."""
 
@@ -205,13 +210,20 @@ def _fail_at_commit(db: Database) -> None:
     db.write_sync(run)
 
 
-def test_start_job_reports_a_failed_commit(sqlite_db: Database) -> None:
+@pytest.mark.parametrize("inline", [True, False], ids=["inline", "writer-thread"])
+def test_start_job_reports_a_failed_commit(tmp_path: Path, inline: bool) -> None:
+
+    with Database(tmp_path / "job.db", db_config=DbConfig(inline_start_job=inline)) as db:
+        _check_failed_commits(db)
+
+
+def _check_failed_commits(sqlite_db: Database) -> None:
     from tests.db.test_lifecycle import make_job
 
     _fail_at_commit(sqlite_db)
 
     async def one_then_many() -> list[str]:
-        with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+        with pytest.raises(COMMIT_ERRORS, match="FOREIGN KEY"):
             await sqlite_db.jobs.start(make_job(900))
         outcomes: list[str] = []
 
@@ -219,7 +231,7 @@ def test_start_job_reports_a_failed_commit(sqlite_db: Database) -> None:
             try:
                 await sqlite_db.jobs.start(make_job(i))
                 outcomes.append("ok")
-            except sqlite3.IntegrityError:
+            except COMMIT_ERRORS:
                 outcomes.append("failed")
 
         async with anyio.create_task_group() as tg:  # a group commit with one poisoned job in it
