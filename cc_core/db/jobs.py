@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import anyio.lowlevel
 import msgspec
 from sqlalchemy import Connection, delete, select, update
 
@@ -540,6 +541,9 @@ class JobRepository:
             # Database.write_raw_inline); a busy one queues the job for the next group commit.
             out = self.db.write_raw_inline(lambda c: self._start(c, job, None))
             if out is not NOT_RUN:
+                # Still a scheduling point, as the thread hand-off would be: a caller starting jobs
+                # in a loop lets other tasks run between them.
+                await anyio.lowlevel.checkpoint()
                 return out  # type: ignore[return-value]
         return await self.db.write_grouped(lambda c: self._start(c, job, None))
 
