@@ -12,7 +12,7 @@ Figures (each with its ratio to the raw-driver "limit"):
 The raw queries are written by hand, as one would for the fastest result with the same meaning;
 ours go through the public async API (filter validation, visibility, SQL building, thread hop,
 decoding into `cc_core.schema.Job`). Raw sqlite3 gets the same SQLite tuning as ours (`RAW_PRAGMAS`:
-page cache, WAL checkpoint interval; bulk loads with the rollback journal and a sampled ANALYZE), so
+page cache, WAL checkpoint interval; bulk loads with the rollback journal), so
 the ratio measures code, not settings. Write figures carry the load average at the time they were
 measured; start_job alternates ours and raw (best of `START_ROUNDS`), the SQLite bulk load is
 repeated ``CC_BENCH_DB_BULK_ROUNDS`` times (default 2) into scratch files, alternately with raw. Run: ``python -m benchmarks db`` (``make bench BENCH=db``);
@@ -173,8 +173,7 @@ class RawPG:
 
 # The SQLite tuning ours applies (`cc_core.db.engine.connect_sqlite` with the default db-config, and the
 # bulk path of `JobRepository`), applied to the raw driver too so that the ratio compares code, not
-# settings: 2 GB page cache, WAL checkpoints every 64 MB; bulk loads in rollback-journal mode with a
-# sampled ANALYZE.
+# settings: 2 GB page cache, WAL checkpoints every 64 MB; bulk loads in rollback-journal mode.
 RAW_PRAGMAS = (
     "PRAGMA cache_size = -2097152",
     "PRAGMA synchronous = NORMAL",
@@ -186,8 +185,7 @@ RAW_PRAGMAS = (
 def _bulk_limit_sqlite(path: Path, jobs: list[Job]) -> float:
     """Raw sqlite3: pre-encoded rows, executemany, commit, build the same indexes, ANALYZE.
 
-    Like ours: the load runs with the rollback journal (WAL restored afterwards, inside the timing)
-    and ANALYZE samples (``analysis_limit``)."""
+    Like ours: the load runs with the rollback journal (WAL restored afterwards, inside the timing)."""
     rows = [(i + 1, *job_to_row(j)) for i, j in enumerate(jobs)]
     pairs: list[tuple[int, int]] = []
     with Database(path):
@@ -216,7 +214,6 @@ def _bulk_limit_sqlite(path: Path, jobs: list[Job]) -> float:
     conn.executemany("INSERT INTO jobtag (job_id, tag_id) VALUES (?, ?)", pairs)
     for d in T.JOB_INDEXES:
         conn.execute(d.create_sql())
-    conn.execute("PRAGMA analysis_limit = 1000")
     conn.execute("ANALYZE")
     conn.execute("COMMIT")
     conn.execute("PRAGMA journal_mode = WAL")
