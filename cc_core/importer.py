@@ -273,7 +273,8 @@ class _WriterThread:
 
     def _run(self) -> None:
         try:
-            self.db.write_sync(self._load)
+            with self.db.bulk_journal():  # SQLite: the load's pages are written once, not WAL + checkpoint
+                self.db.write_sync(self._load)
         except BaseException as e:
             self.error = e
 
@@ -281,6 +282,7 @@ class _WriterThread:
         from sqlalchemy import delete, func, select
 
         from cc_core.db import tables as T
+        from cc_core.db.jobs import analyze
 
         repo = self.db.jobs
         self.report.removed = int(conn.execute(select(func.count()).select_from(T.job)).scalar_one())
@@ -310,7 +312,7 @@ class _WriterThread:
                 else:
                     self.inserted += 1
         repo.create_job_indexes(conn)
-        conn.exec_driver_sql("ANALYZE")
+        analyze(conn)
 
     async def send(self, item: Any) -> None:
         """Hand a batch to the writer; waits (without blocking the loop) while the writer is behind."""
