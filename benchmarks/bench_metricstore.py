@@ -471,26 +471,13 @@ def _start_ours(root: Path, extra: dict[str, Any], cpus: set[int] | None, tag: s
 def _start_influx(influxd: str, root: Path, cpus: set[int] | None, tag: str) -> _Target:
     import httpx
 
+    from cc_core.testing.influx import influx_conf
+
     d = root / f"influx-{tag}"
     d.mkdir()
     http_port, rpc_port = _free_port(), _free_port()
     conf = d / "influxdb.conf"
-    conf.write_text(
-        f'''reporting-disabled = true
-bind-address = "127.0.0.1:{rpc_port}"
-[meta]
-  dir = "{d}/meta"
-[data]
-  dir = "{d}/data"
-  wal-dir = "{d}/wal"
-  query-log-enabled = false
-[http]
-  bind-address = "127.0.0.1:{http_port}"
-  log-enabled = false
-[monitor]
-  store-enabled = false
-'''
-    )
+    conf.write_text(influx_conf(d, http_port, rpc_port))
     env = dict(os.environ)
     if cpus is not None:
         env["GOMAXPROCS"] = str(len(cpus))  # Go would otherwise run a scheduler thread per machine core

@@ -55,7 +55,8 @@ class InfluxServer:
         return body
 
 
-def _influx_conf(tmp: Path, http_port: int, rpc_port: int) -> str:
+def influx_conf(tmp: Path, http_port: int, rpc_port: int) -> str:
+    """An influxd config for a throw-away server on loopback ports with its files under ``tmp``."""
     # The RPC bind-address defaults to :8088 on all interfaces, so it is pinned here too.
     return f"""reporting-disabled = true
 bind-address = "{HOST}:{rpc_port}"
@@ -86,7 +87,7 @@ def influxdb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Influx
     while rpc_port == http_port:
         rpc_port = free_port()
     conf = tmp / "influxdb.conf"
-    conf.write_text(_influx_conf(tmp, http_port, rpc_port))
+    conf.write_text(influx_conf(tmp, http_port, rpc_port))
     url = f"http://{HOST}:{http_port}"
     proc = ServiceProcess(SERVICE, [binary, "run", "-config", conf], tmp / "influxdb.log", cwd=tmp).start()
     try:
