@@ -68,7 +68,16 @@ class UISite:
             "console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None
         )
         page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-        page.on("requestfailed", lambda r: problems.append(f"failed request: {r.url} {r.failure}"))
+        # A request the browser itself cancelled (ERR_ABORTED: navigating away while the list's plot
+        # data is still loading, a superseded fetch) says nothing about the server; anything else does.
+        page.on(
+            "requestfailed",
+            lambda r: (
+                problems.append(f"failed request: {r.url} {r.failure}")
+                if r.failure != "net::ERR_ABORTED"
+                else None
+            ),
+        )
         page.on(
             "response", lambda r: problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 500 else None
         )
