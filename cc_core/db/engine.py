@@ -471,6 +471,10 @@ class Database:
                     except sqlite3.OperationalError as e:  # readers of another process: next open restores it
                         log.warning("could not switch the database back to WAL mode: %s", e)
 
+    def group_commit_idle(self) -> bool:
+        """No `write_grouped` call is queued or being written right now."""
+        return not self._group_queue and not self._group_lock.locked()
+
     async def write_grouped(self, fn: Callable[[Connection], T]) -> T:
         """`write` for short, frequent writes (start_job, stop_job): concurrent calls share a commit.
 

@@ -539,12 +539,7 @@ class JobRepository:
             return await self.db.write(lambda c: self._start(c, job, None))
         self._starts_in_flight += 1
         try:
-            if (
-                self._starts_in_flight == 1
-                and not job.tags
-                and not self.db._group_queue
-                and not self.db._group_lock.locked()
-            ):
+            if self._starts_in_flight == 1 and not job.tags and self.db.group_commit_idle():
                 # A lone caller and an idle writer: one short transaction right here, no thread
                 # hand-off (see Database.write_raw_inline). Concurrent callers (another start still
                 # in flight) go to the group commit instead, where they share commits: with 32 REST

@@ -9,6 +9,9 @@ configuration path, not hand-built objects.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +45,16 @@ class Site:
         from cc_core.config import load_config
 
         return load_config(self.config_path, environ=self.environ)
+
+    def spawn(
+        self, *args: str, log: Path, env: dict[str, str] | None = None, loglevel: str = "info"
+    ) -> subprocess.Popen[bytes]:
+        """``clustercockpit --config <site> --loglevel <loglevel> <args>`` as a real process (the
+        site's secrets and ``env`` over this process's environment; output appended to ``log``)."""
+        environ = {**os.environ, **self.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        cmd = [sys.executable, "-m", "cc_core", "--config", str(self.config_path), "--loglevel", loglevel]
+        with log.open("ab") as out:
+            return subprocess.Popen([*cmd, *args], stdout=out, stderr=subprocess.STDOUT, env=environ)
 
     def token(self, roles: Sequence[str] = ("api",), username: str = "machine") -> str:
         """An API token signed with the site's key."""

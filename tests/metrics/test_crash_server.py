@@ -3,10 +3,7 @@ acknowledged before the last WAL flush is queryable again (through GraphQL of th
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from datetime import UTC, datetime
@@ -28,31 +25,14 @@ class Server:
     def __init__(self, site: Site, log: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {
-            **os.environ,
-            **site.environ,
-            "CC_LOAD_PLUGINS": "metric-ccms,archive-fs",
-            "PYTHONUNBUFFERED": "1",
-        }
         self.log = log
-        with log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "cc_core",
-                    "--config",
-                    str(site.config_path),
-                    "--loglevel",
-                    "info",
-                    "serve",
-                    "--addr",
-                    f"127.0.0.1:{self.port}",
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
+        self.proc = site.spawn(
+            "serve",
+            "--addr",
+            f"127.0.0.1:{self.port}",
+            log=log,
+            env={"CC_LOAD_PLUGINS": "metric-ccms,archive-fs"},
+        )
 
         def ready() -> bool:
             if self.proc.poll() is not None:

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -53,32 +51,13 @@ class Replica:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
-        environ = {
-            **os.environ,
-            **site.environ,
-            "PYTHONUNBUFFERED": "1",
-            "CC_ARCHIVE_CLAIM_TTL": "3",
-            "CC_ARCHIVE_SWEEP_INTERVAL": "1",
-            **(env or {}),
-        }
-        with log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "cc_core",
-                    "--config",
-                    str(site.config_path),
-                    "--loglevel",
-                    "info",
-                    *command,
-                    "--addr",
-                    f"127.0.0.1:{self.port}",
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=environ,
-            )
+        self.proc = site.spawn(
+            *command,
+            "--addr",
+            f"127.0.0.1:{self.port}",
+            log=log,
+            env={"CC_ARCHIVE_CLAIM_TTL": "3", "CC_ARCHIVE_SWEEP_INTERVAL": "1", **(env or {})},
+        )
 
     def wait_ready(self) -> None:
         def ready() -> bool:
