@@ -61,10 +61,13 @@ def sanity_checks(job: Job, clusters: Any) -> Job:
     ``len(resources) != numNodes``; integers outside Go's types.
     """
     for attr, name, bounds in _JOB_INT_FIELDS:
-        check_range(getattr(job, attr), name, bounds)
+        value = getattr(job, attr)
+        if not bounds[0] <= value <= bounds[1]:
+            raise InvalidInputError(f"{name} {value} is out of range")
     for r in job.resources:
-        for hw in r.hwthreads or ():
-            check_range(hw, "resources.hwthreads", INT32)
+        if r.hwthreads and not (INT32[0] <= min(r.hwthreads) and max(r.hwthreads) <= INT32[1]):
+            bad = next(hw for hw in r.hwthreads if not INT32[0] <= hw <= INT32[1])
+            raise InvalidInputError(f"resources.hwthreads {bad} is out of range")
     cluster = clusters.cluster(job.cluster) if job.cluster else None
     if cluster is None:
         raise InvalidInputError(f"no such cluster: {job.cluster!r}")
@@ -98,7 +101,10 @@ async def start_job(services: CoreServices, job: Job, user: User | None) -> Job:
     stored = await services.db.jobs.start(job, user=user)
     taggers = getattr(services, "taggers", None)
     if taggers is not None:  # start taggers (app detection) run in the background
-        taggers.on_job_started(stored)
+        try:
+            taggers.on_job_started(stored)
+        except Exception:  # the job is stored: its start must be answered as such (no retry, no 500)
+            log.exception("start taggers for job %s could not be scheduled", stored.id)
     return stored
 
 

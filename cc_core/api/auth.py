@@ -185,12 +185,18 @@ class TokenAuth:
         )
 
     def token_from(self, connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
-        token = connection.headers.get("x-auth-token")
-        if token:
-            return token.strip()
-        authz = connection.headers.get("authorization", "")
-        if authz[:7].lower() == "bearer ":
-            return authz[7:].strip() or None
+        # Straight from the ASGI headers (names are lower-case there): on every API request, and
+        # Litestar's Headers object decodes all of them first.
+        token = authz = None
+        for name, value in connection.scope["headers"]:
+            if name == b"x-auth-token" and token is None:
+                token = value
+            elif name == b"authorization" and authz is None:
+                authz = value
+        if token and token.strip():
+            return token.decode("latin-1").strip()
+        if authz is not None and authz[:7].lower() == b"bearer ":
+            return authz[7:].decode("latin-1").strip() or None
         return None
 
     def claims(self, token: str) -> dict[str, Any]:

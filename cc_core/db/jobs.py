@@ -39,7 +39,7 @@ from cc_core.db.convert import (
     rows_to_jobs,
     select_columns,
 )
-from cc_core.db.engine import NOT_RUN
+from cc_core.db.engine import NOT_RUN, driver
 from cc_core.db.errors import (
     DuplicateJobError,
     InvalidFilterError,
@@ -465,7 +465,7 @@ class JobRepository:
         """Insert one job in the caller's transaction. ``conn`` is the sqlite3 writer connection itself
         on start_job's fast paths (jobs without tags, `Database.write_raw_inline` / `write_raw_sync`), else
         SQLAlchemy's."""
-        raw = _driver(conn)
+        raw = driver(conn)
         key = (job.job_id, job.cluster, job.start_time - SECONDS_PER_DAY)
         if self.pg:
             # Lock (cluster, jobId) for this transaction, then insert unless a duplicate exists: a
@@ -537,19 +537,20 @@ class JobRepository:
         job = self._prepare_start(job, user)
         if self.pg:  # concurrent transactions on the pool; the advisory lock orders same-key starts
             return await self.db.write(lambda c: self._start(c, job, None))
+        if job.tags:  # tags are created through SQLAlchemy: a transaction of its own in the thread
+            return await self.db.write(lambda c: self._start(c, job, None))
         self._starts_in_flight += 1
         try:
-            if self._starts_in_flight == 1 and not job.tags and self.db.group_commit_idle():
-                # A lone caller and an idle writer: one short transaction right here, no thread
-                # hand-off (see Database.write_raw_inline). Concurrent callers (another start still
-                # in flight) go to the group commit instead, where they share commits: with 32 REST
-                # clients that is ~15 % more start_job requests per second than inline one by one.
+            if self._starts_in_flight == 1 and self.db.group_commit_idle():
+                # A lone caller and an idle writer: one short transaction right here, without even
+                # the group commit's round through the event loop (see Database.write_raw_inline).
                 out = self.db.write_raw_inline(lambda c: self._start(c, job, None))
                 if out is not NOT_RUN:
-                    # Still a scheduling point, as the thread hand-off would be: a caller starting
+                    # Still a scheduling point, as the group commit would be: a caller starting
                     # jobs in a loop lets other tasks run between them.
                     await anyio.lowlevel.checkpoint()
                     return out  # type: ignore[return-value]
+            # Concurrent callers share commits (with 32 REST clients, batches of ~10).
             return await self.db.write_grouped(lambda c: self._start(c, job, None))
         finally:
             self._starts_in_flight -= 1
@@ -580,11 +581,10 @@ class JobRepository:
         find_sql = self._stop_find_sql(cluster is not None, start_time is not None)
         params = tuple(v for v in (job_id, cluster, start_time) if v is not None)
 
-        def run(conn: Connection) -> Job:
+        def run(conn: Any) -> Job:
             # Driver SQL prepared once per key shape: this runs under the single writer on every
             # stop_job, where building and compiling the equivalent Core statements cost ~1 ms.
-            raw = conn.connection.driver_connection
-            assert raw is not None
+            raw = driver(conn)
             row = raw.execute(find_sql, params).fetchone()
             if row is None:
                 raise JobNotFoundError(_key_text(job_id, cluster, start_time) + " not found")
@@ -659,10 +659,8 @@ class JobRepository:
         sql = f"UPDATE job SET {assignments} WHERE id = {mark}"  # noqa: S608 - constant names, bound values
         params = (*values.values(), id_)
 
-        def run(conn: Connection) -> None:
-            raw = conn.connection.driver_connection
-            assert raw is not None
-            if raw.execute(sql, params).rowcount == 0:
+        def run(conn: Any) -> None:
+            if driver(conn).execute(sql, params).rowcount == 0:
                 raise JobNotFoundError(f"job {id_} not found")
 
         await self.db.write_grouped(run)
@@ -1038,15 +1036,6 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
-
-
-def _driver(conn: Connection | sqlite3.Connection) -> Any:
-    """The DB-API connection under a SQLAlchemy connection (or the sqlite3 connection itself)."""
-    if isinstance(conn, sqlite3.Connection):
-        return conn
-    raw = conn.connection.driver_connection
-    assert raw is not None
-    return raw
 
 
 @functools.cache

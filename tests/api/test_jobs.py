@@ -66,6 +66,11 @@ def test_start_job_put_and_defaults_and_forced_running(fresh: ApiSite) -> None:
         ({"numHwthreads": -5}, "numHwthreads"),
         ({"jobId": 2**64}, "out of range"),
         ({"numNodes": 2**40}, "out of range"),
+        (
+            {"resources": [{"hostname": "f0726", "hwthreads": [0, 1, 2**40]}]},
+            "hwthreads 1099511627776 is out",
+        ),
+        ({"resources": [{"hostname": "f0726", "hwthreads": [-(2**40), 3]}]}, "out of range"),
         ({"bogusField": 1}, "unknown field"),
         ({"jobId": "123"}, "Expected `int`"),
         ({"shared": "everyone"}, "shared"),

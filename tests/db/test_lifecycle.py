@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+
 import anyio
+import anyio.to_thread
 import msgspec
 import pytest
 
@@ -169,26 +172,46 @@ def test_concurrent_stops_and_starts_share_commits_not_failures(db: Database) ->
 
 
 def test_cancelled_start_is_not_inserted_later(sqlite_db: Database) -> None:
+    """A start still queued when its caller is cancelled is dropped; one being written is waited for."""
     db = sqlite_db
+    release = threading.Event()
+    holding = threading.Event()
 
-    async def main() -> None:
-        scope = anyio.CancelScope()
+    def hold_writer() -> None:  # another write in flight: the group commit goes to the writer thread
+        with db._write_lock:
+            holding.set()
+            release.wait(10)
 
-        async def waiter() -> None:
-            with scope:
-                await db.jobs.start(make_job(1))  # queued behind the running batch, then cancelled
+    async def main() -> dict[str, object]:
+        out: dict[str, object] = {}
+        scopes = {name: anyio.CancelScope() for name in ("in-flight", "queued")}
 
+        async def start(name: str, job_id: int) -> None:
+            with scopes[name]:
+                out[name] = await db.jobs.start(make_job(job_id))
+                return
+            out[name] = "cancelled"
+
+        holder = threading.Thread(target=hold_writer)
+        holder.start()
+        await anyio.to_thread.run_sync(holding.wait)
         async with anyio.create_task_group() as tg:
-            await db._group_lock.acquire()  # another batch is being written
-            tg.start_soon(waiter)
+            tg.start_soon(start, "in-flight", 1)  # its batch waits in the writer thread for the lock
             await anyio.sleep(0.05)
-            scope.cancel()
-            await anyio.sleep(0.01)
-            db._group_lock.release()
-        await db.jobs.start(make_job(2))
+            tg.start_soon(start, "queued", 2)  # queued behind that batch
+            await anyio.sleep(0.05)
+            scopes["queued"].cancel()
+            scopes["in-flight"].cancel()
+            await anyio.sleep(0.05)
+            release.set()
+        await anyio.to_thread.run_sync(holder.join)
+        await db.jobs.start(make_job(4))
+        return out
 
-    anyio.run(main)
-    assert [j.job_id for j in run(db.jobs.list, ADMIN, None, ALL).items] == [2]
+    out = anyio.run(main)
+    assert out["queued"] == "cancelled" and out["in-flight"] == "cancelled"
+    # the in-flight start committed (its caller waited for it before giving up); the queued one never ran
+    assert sorted(j.job_id for j in run(db.jobs.list, ADMIN, None, ALL).items) == [1, 4]
 
 
 def test_stop_checks_in_upstream_order(db: Database) -> None:

@@ -43,8 +43,11 @@ def fast(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[App, _Count
     with open_app(site) as client:
         from cc_metric_ccms.fastwrite import FastWrite
 
+        from cc_core.api.fastpath import FastPaths
+
         handler = client.app.asgi_handler
-        assert isinstance(handler, FastWrite), "the fast path is installed at startup"
+        assert isinstance(handler, FastPaths), "the fast path is installed at startup"
+        assert isinstance(handler.routes[("POST", "/api/write")], FastWrite)
         counter = _Counter(handler.inner)
         handler.inner = counter
         yield App(client, site), counter

@@ -28,19 +28,20 @@ def litestar_plugins(context):  # type: ignore[no-untyped-def]
     if context.section("$.metric-store") is None:
         return None
     from cc_core.api.auth import metric_store_guard
+    from cc_core.api.fastpath import FastPathPlugin
     from cc_core.web import Contribution
     from cc_metric_ccms.api import ingest_handlers
     from cc_metric_ccms.backend import SERVICE_NAME
-    from cc_metric_ccms.fastwrite import FastWritePlugin
+    from cc_metric_ccms.fastwrite import FastWrite
 
     def get_store() -> Any:
         return context.services.get(SERVICE_NAME)
 
-    # The routes answer every request; FastWritePlugin answers accepted `/api/write` bodies before
-    # Litestar's request machinery and hands everything else to the routes (see cc_metric_ccms.fastwrite).
+    # The routes answer every request; FastWrite answers accepted `/api/write` bodies before Litestar's
+    # request machinery and leaves everything else to the routes (see cc_metric_ccms.fastwrite).
     return [
         Contribution(route_handlers=ingest_handlers(get_store, [metric_store_guard])),
-        FastWritePlugin(get_store),
+        FastPathPlugin(FastWrite(get_store)),
     ]
 
 

@@ -1,0 +1,195 @@
+"""The lean ``start_job`` path (`cc_core.api.fastpath`, `cc_core.api.jobs.FastStartJob`).
+
+It answers accepted starts itself and leaves every refusal to the regular Litestar route, so the answers
+are the API's usual ones. Each test checks which of the two paths answered (a counter in front of the
+route), and that the fast answer is byte-for-byte the route's: same status, headers and body shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cc_core.api.fastpath import FastPaths
+from cc_core.api.jobs import FastStartJob
+
+from .conftest import ApiSite, make_server, start_payload
+
+
+class _Counter:
+    """Counts the requests the fast path hands to the regular Litestar handler."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.calls = 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            self.calls += 1
+        await self.inner(scope, receive, send)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[tuple[ApiSite, _Counter]]:
+    s = make_server(tmp_path / "site")
+    handler = s.app.asgi_handler
+    assert isinstance(handler, FastPaths), "the fast path is installed at startup"
+    assert isinstance(handler.routes[("POST", "/api/jobs/start_job/")], FastStartJob)
+    counter = _Counter(handler.inner)
+    handler.inner = counter
+    yield s, counter
+    s.stop()
+
+
+def _count_jobs(s: ApiSite) -> int:
+    return int(s.run_db(lambda c: c.exec_driver_sql("SELECT count(*) FROM job").scalar()))
+
+
+def _answered_by(counter: _Counter, route: bool, fn: Any) -> Any:
+    before = counter.calls
+    r = fn()
+    assert counter.calls == before + (1 if route else 0), f"expected the {'route' if route else 'fast path'}"
+    return r
+
+
+def test_accepted_start_is_answered_fast_exactly_like_the_route(site: tuple[ApiSite, _Counter]) -> None:
+    s, counter = site
+    c = s.api()
+    for path, method in (("/api/jobs/start_job/", "POST"), ("/api/jobs/start_job", "PUT")):
+        job_id = 9001 if method == "POST" else 9002
+        fast = _answered_by(
+            counter,
+            False,
+            lambda: c.request(method, path, json=start_payload(job_id=job_id)),  # noqa: B023
+        )
+        assert fast.status_code == 201
+        body = fast.json()
+        assert body["msg"] == "success" and isinstance(body["id"], int)
+        db_id = body["id"]
+        row = s.run_db(
+            lambda conn, i=db_id: conn.exec_driver_sql(
+                "SELECT job_id, job_state FROM job WHERE id = ?", (i,)
+            ).one()
+        )
+        assert tuple(row) == (job_id, "running")
+
+    # The same request through the route alone (fast path removed): the same answer.
+    handler = s.app.asgi_handler
+    handler.routes.clear()
+    try:
+        slow = c.post("/api/jobs/start_job/", json=start_payload(job_id=9003))
+    finally:
+        handler.add(FastStartJob())
+    assert slow.status_code == 201 and set(slow.json()) == {"msg", "id"}
+    skip = {"date", "content-length"}  # the only headers that may differ: the time and the id's digits
+    assert {k: v for k, v in fast.headers.items() if k not in skip} == {
+        k: v for k, v in slow.headers.items() if k not in skip
+    }
+    assert int(fast.headers["content-length"]) == len(fast.content)
+    assert "x-frame-options" in fast.headers and "content-security-policy" in fast.headers
+    assert _count_jobs(s) == 3
+
+
+@pytest.mark.parametrize(
+    ("case", "status"),
+    [
+        ("no token", 401),
+        ("bad token", 401),
+        ("role user", 403),
+        ("malformed json", 400),
+        ("unknown field", 400),
+        ("unknown cluster", 400),
+        ("duplicate", 422),
+    ],
+)
+def test_refusals_are_the_routes_and_insert_nothing(
+    site: tuple[ApiSite, _Counter], case: str, status: int
+) -> None:
+    s, counter = site
+    r0 = s.api().post("/api/jobs/start_job/", json=start_payload(job_id=77))
+    assert r0.status_code == 201
+    headers: dict[str, str] = {"X-Auth-Token": s.token(["api"])}
+    body: Any = start_payload(job_id=78)
+    if case == "no token":
+        headers = {}
+    elif case == "bad token":
+        headers = {"X-Auth-Token": s.token(["api"])[:-4] + "AAAA"}
+    elif case == "role user":
+        headers = {"X-Auth-Token": s.token(["user"])}
+    elif case == "malformed json":
+        body = b'{"jobId": 1,'
+    elif case == "unknown field":
+        body = start_payload(job_id=78, bogus=1)
+    elif case == "unknown cluster":
+        body = start_payload(job_id=78, cluster="nope")
+    elif case == "duplicate":
+        body = start_payload(job_id=77, start=1649723812 + 60)
+    c = s.client(headers=headers)
+    send = (
+        (lambda: c.post("/api/jobs/start_job/", content=body, headers={"content-type": "application/json"}))
+        if isinstance(body, bytes)
+        else (lambda: c.post("/api/jobs/start_job/", json=body))
+    )
+    r = _answered_by(counter, True, send)
+    assert r.status_code == status, r.text
+    assert set(r.json()) == {"status", "error"}
+    assert _count_jobs(s) == 1  # the one accepted start; nothing from the refused one, nothing twice
+
+
+def test_cross_site_cors_and_encoded_requests_take_the_route(site: tuple[ApiSite, _Counter]) -> None:
+    s, counter = site
+    c = s.api()
+    r = _answered_by(
+        counter,
+        True,
+        lambda: c.post(
+            "/api/jobs/start_job/", json=start_payload(job_id=1), headers={"Origin": "https://x.org"}
+        ),
+    )
+    assert r.status_code == 201 and r.headers["access-control-allow-origin"] == "*"
+    r = _answered_by(
+        counter,
+        True,
+        lambda: c.post(
+            "/api/jobs/start_job/", json=start_payload(job_id=2), headers={"Sec-Fetch-Site": "cross-site"}
+        ),
+    )
+    assert r.status_code == 403
+    assert _count_jobs(s) == 1
+
+
+def test_with_nats_job_events_the_route_refuses(tmp_path: Path) -> None:
+    """With ``main.api-subjects`` job events come from NATS alone; the route says so (the fast path
+    must not accept what the route refuses)."""
+    s = make_server(
+        tmp_path / "site",
+        main={"api-subjects": {"subject-job-event": "cc.job.event", "subject-node-state": "cc.node.state"}},
+    )
+    try:
+        r = s.api().post("/api/jobs/start_job/", json=start_payload(job_id=5))
+        assert r.status_code >= 400 and set(r.json()) == {"status", "error"}
+        assert _count_jobs(s) == 0
+    finally:
+        s.stop()
+
+
+def test_a_tagger_scheduling_error_after_the_insert_is_not_a_retry(
+    site: tuple[ApiSite, _Counter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the job is stored the start is answered as such: no replay to the route (which would
+    insert it again or answer 422)."""
+    s, counter = site
+
+    class Broken:
+        def on_job_started(self, job: Any) -> None:
+            raise RuntimeError("scheduler gone")
+
+    monkeypatch.setattr(s.services, "taggers", Broken(), raising=False)
+    r = _answered_by(
+        counter, False, lambda: s.api().post("/api/jobs/start_job/", json=start_payload(job_id=3))
+    )
+    assert r.status_code == 201
+    assert _count_jobs(s) == 1
