@@ -157,6 +157,12 @@ class Database:
         self._closed = False
         self._opened = False
         self._write_thread: _WriteThread | None = None
+        # Checkpoints of inline writes: their own thread and connection, one at a time, and the WAL's
+        # size in frames as the last one found it.
+        self._checkpoint_thread: _WriteThread | None = None
+        self._checkpoint_pending = False
+        self._checkpoint_tail = False  # a checkpoint finished: the writer copies what came meanwhile
+        self._wal_frames = 0
         # Inline start_job writes (write_raw_inline): whether the writer connection is currently set
         # up for them (busy timeout and auto-checkpoint off), and commits since the last checkpoint.
         self._inline_mode = False
@@ -354,6 +360,12 @@ class Database:
                 raw.execute("PRAGMA busy_timeout = 0")
                 raw.execute("PRAGMA wal_autocheckpoint = 0")
                 self._inline_mode = True
+            if self._checkpoint_tail:  # the frames a background checkpoint could not take (see there)
+                self._checkpoint_tail = False
+                try:
+                    raw.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as e:
+                    log.debug("checkpoint failed: %s", e)
             try:
                 raw.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError:  # locked by another process: wait in the writer thread
@@ -384,25 +396,53 @@ class Database:
         self._inline_mode = False
 
     def _queue_checkpoint(self) -> None:
+        if self._checkpoint_pending:  # the previous one is still copying: it takes the new frames too
+            return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # called outside an event loop: nothing to keep unblocked
             self._checkpoint()
             return
-        if self._write_thread is None:
-            self._write_thread = _WriteThread()
-        self._write_thread.submit(loop, loop.create_future(), self._checkpoint)
+        if self._checkpoint_thread is None:
+            self._checkpoint_thread = _WriteThread("cc-db-checkpoint")
+        self._checkpoint_pending = True
+        done: asyncio.Future[None] = loop.create_future()
+        done.add_done_callback(lambda _: setattr(self, "_checkpoint_pending", False))
+        self._checkpoint_thread.submit(loop, done, self._checkpoint)
 
     def _checkpoint(self) -> None:
-        """A PASSIVE checkpoint in the writer thread (never waits for readers)."""
+        """A PASSIVE checkpoint (never waits for readers) for the inline writes, in its own thread.
+
+        It runs on a connection of its own, so inline writes go on meanwhile: SQLite lets a
+        checkpoint copy WAL frames into the database file while a writer appends new ones (at 1 M
+        jobs one copies ~19,000 frames in ~70 ms, a third of a start_job's time when it blocked the
+        writer). It repeats while frames keep coming (each round is shorter), then leaves the last
+        few to the writer (`_checkpoint_tail`): the WAL restarts from its beginning only when a
+        checkpoint caught up with every frame, which only the writer itself can be sure of. Should the
+        WAL still grow past 4x its configured size (readers holding old snapshots), the checkpoint
+        runs on the writer connection under the write lock.
+        """
         if self._writer is None or self._closed:
             return
-        with self._write_lock:
-            raw = self._writer.connection.driver_connection
-            try:
-                raw.execute("PRAGMA wal_checkpoint(PASSIVE)")  # type: ignore[union-attr]
-            except sqlite3.Error as e:  # the next one retries; a failed checkpoint loses nothing
-                log.debug("checkpoint failed: %s", e)
+        try:
+            if self._wal_frames > 4 * self._wal_pages:
+                with self._write_lock:
+                    raw = self._writer.connection.driver_connection
+                    row = raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()  # type: ignore[union-attr]
+            else:
+                assert self.path is not None
+                conn = connect_sqlite(self.path, self.db_config)
+                try:
+                    for _ in range(4):
+                        row = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                        if int(row[1]) - int(row[2]) < 256:  # frames in the WAL - frames copied
+                            break
+                finally:
+                    conn.close()
+                self._checkpoint_tail = True
+            self._wal_frames = int(row[1])
+        except sqlite3.Error as e:  # the next one retries; a failed checkpoint loses nothing
+            log.debug("checkpoint failed: %s", e)
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
         """`read_sync` in a worker thread; at most ``max-open-connections`` at once."""
@@ -558,6 +598,8 @@ class Database:
         self._closed = True
         if self._write_thread is not None:
             self._write_thread.stop()
+        if self._checkpoint_thread is not None:
+            self._checkpoint_thread.stop()
         writer = getattr(self, "_writer", None)
         if writer is not None:
             # SQLite's advice: let it refresh planner statistics that have become stale, on close.
@@ -601,9 +643,9 @@ class _WriteThread:
     stopped by `Database.close_sync` (after the writes queued before it).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = "cc-db-writer") -> None:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="cc-db-writer", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def submit(
