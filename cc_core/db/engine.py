@@ -520,7 +520,7 @@ class Database:
     async def write_grouped(self, fn: Callable[[Any], T]) -> T:
         """`write` for short, frequent writes (start_job, stop_job): concurrent calls share a commit.
 
-        ``fn`` gets the DB-API connection (sqlite3 / psycopg, see ``driver``) and must use only it.
+        ``fn`` gets the DB-API connection (sqlite3 / psycopg) and must use only that.
 
         SQLite: calls made during one event-loop round are queued and written together at the end
         of it, in one transaction with a savepoint per call, so one call's error (any ``Exception``
@@ -534,7 +534,7 @@ class Database:
         transactions on the pool).
         """
         if not self.is_sqlite:
-            return await self.write(fn)
+            return await self.write(lambda c: fn(driver(c)))
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # another async backend: one call, one transaction in the thread
