@@ -13,33 +13,17 @@ from typing import Any
 
 import pytest
 
-from cc_core.api.fastpath import FastPaths
 from cc_core.api.jobs import FastStartJob
+from cc_core.testing.fastpath import RouteCounter, answered_by
 
 from .conftest import ApiSite, make_server, start_payload
 
 
-class _Counter:
-    """Counts the requests the fast path hands to the regular Litestar handler."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.calls = 0
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            self.calls += 1
-        await self.inner(scope, receive, send)
-
-
 @pytest.fixture
-def site(tmp_path: Path) -> Iterator[tuple[ApiSite, _Counter]]:
+def site(tmp_path: Path) -> Iterator[tuple[ApiSite, RouteCounter]]:
     s = make_server(tmp_path / "site")
-    handler = s.app.asgi_handler
-    assert isinstance(handler, FastPaths), "the fast path is installed at startup"
-    assert isinstance(handler.routes[("POST", "/api/jobs/start_job/")], FastStartJob)
-    counter = _Counter(handler.inner)
-    handler.inner = counter
+    counter = RouteCounter.install(s.app)
+    assert isinstance(s.app.asgi_handler.routes[("POST", "/api/jobs/start_job/")], FastStartJob)
     yield s, counter
     s.stop()
 
@@ -48,19 +32,12 @@ def _count_jobs(s: ApiSite) -> int:
     return int(s.run_db(lambda c: c.exec_driver_sql("SELECT count(*) FROM job").scalar()))
 
 
-def _answered_by(counter: _Counter, route: bool, fn: Any) -> Any:
-    before = counter.calls
-    r = fn()
-    assert counter.calls == before + (1 if route else 0), f"expected the {'route' if route else 'fast path'}"
-    return r
-
-
-def test_accepted_start_is_answered_fast_exactly_like_the_route(site: tuple[ApiSite, _Counter]) -> None:
+def test_accepted_start_is_answered_fast_exactly_like_the_route(site: tuple[ApiSite, RouteCounter]) -> None:
     s, counter = site
     c = s.api()
     for path, method in (("/api/jobs/start_job/", "POST"), ("/api/jobs/start_job", "PUT")):
         job_id = 9001 if method == "POST" else 9002
-        fast = _answered_by(
+        fast = answered_by(
             counter,
             False,
             lambda: c.request(method, path, json=start_payload(job_id=job_id)),  # noqa: B023
@@ -106,7 +83,7 @@ def test_accepted_start_is_answered_fast_exactly_like_the_route(site: tuple[ApiS
     ],
 )
 def test_refusals_are_the_routes_and_insert_nothing(
-    site: tuple[ApiSite, _Counter], case: str, status: int
+    site: tuple[ApiSite, RouteCounter], case: str, status: int
 ) -> None:
     s, counter = site
     r0 = s.api().post("/api/jobs/start_job/", json=start_payload(job_id=77))
@@ -133,16 +110,16 @@ def test_refusals_are_the_routes_and_insert_nothing(
         if isinstance(body, bytes)
         else (lambda: c.post("/api/jobs/start_job/", json=body))
     )
-    r = _answered_by(counter, True, send)
+    r = answered_by(counter, True, send)
     assert r.status_code == status, r.text
     assert set(r.json()) == {"status", "error"}
     assert _count_jobs(s) == 1  # the one accepted start; nothing from the refused one, nothing twice
 
 
-def test_cross_site_cors_and_encoded_requests_take_the_route(site: tuple[ApiSite, _Counter]) -> None:
+def test_cross_site_cors_and_encoded_requests_take_the_route(site: tuple[ApiSite, RouteCounter]) -> None:
     s, counter = site
     c = s.api()
-    r = _answered_by(
+    r = answered_by(
         counter,
         True,
         lambda: c.post(
@@ -150,7 +127,7 @@ def test_cross_site_cors_and_encoded_requests_take_the_route(site: tuple[ApiSite
         ),
     )
     assert r.status_code == 201 and r.headers["access-control-allow-origin"] == "*"
-    r = _answered_by(
+    r = answered_by(
         counter,
         True,
         lambda: c.post(
@@ -177,7 +154,7 @@ def test_with_nats_job_events_the_route_refuses(tmp_path: Path) -> None:
 
 
 def test_a_tagger_scheduling_error_after_the_insert_is_not_a_retry(
-    site: tuple[ApiSite, _Counter], monkeypatch: pytest.MonkeyPatch
+    site: tuple[ApiSite, RouteCounter], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Once the job is stored the start is answered as such: no replay to the route (which would
     insert it again or answer 422)."""
@@ -188,7 +165,7 @@ def test_a_tagger_scheduling_error_after_the_insert_is_not_a_retry(
             raise RuntimeError("scheduler gone")
 
     monkeypatch.setattr(s.services, "taggers", Broken(), raising=False)
-    r = _answered_by(
+    r = answered_by(
         counter, False, lambda: s.api().post("/api/jobs/start_job/", json=start_payload(job_id=3))
     )
     assert r.status_code == 201

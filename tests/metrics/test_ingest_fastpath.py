@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from cc_core.testing.fastpath import RouteCounter, answered_by
 from cc_core.testing.metric_contract import CLUSTER, make_cluster
 from cc_core.testing.site import make_site
 
@@ -23,49 +23,16 @@ def _lines(host: str, n: int, *, t0: int = T0) -> bytes:
     return "\n".join(f"cpu_load,hostname={host} value={k % 7} {t0 + 60 * k}" for k in range(n)).encode()
 
 
-class _Counter:
-    """Counts the requests the fast path hands to the regular Litestar handler."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.calls = 0
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            self.calls += 1
-        await self.inner(scope, receive, send)
-
-
 @pytest.fixture(scope="module")
-def fast(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[App, _Counter]]:
+def fast(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[App, RouteCounter]]:
     root: Path = tmp_path_factory.mktemp("fastwrite")
     site = make_site(root / "site", [make_cluster()], config={"main": {"max-body-size": MAX_BODY}})
     with open_app(site) as client:
         from cc_metric_ccms.fastwrite import FastWrite
 
-        from cc_core.api.fastpath import FastPaths
-
-        handler = client.app.asgi_handler
-        assert isinstance(handler, FastPaths), "the fast path is installed at startup"
-        assert isinstance(handler.routes[("POST", "/api/write")], FastWrite)
-        counter = _Counter(handler.inner)
-        handler.inner = counter
+        counter = RouteCounter.install(client.app)
+        assert isinstance(client.app.asgi_handler.routes[("POST", "/api/write")], FastWrite)
         yield App(client, site), counter
-
-
-def _via_route(counter: _Counter, fn: Any) -> Any:
-    """``fn()``, asserting that the regular route answered it."""
-    before = counter.calls
-    r = fn()
-    assert counter.calls == before + 1, "expected the regular route to answer"
-    return r
-
-
-def _via_fast_path(counter: _Counter, fn: Any) -> Any:
-    before = counter.calls
-    r = fn()
-    assert counter.calls == before, "expected the fast path to answer"
-    return r
 
 
 def _stored(app: App, host: str) -> int:
@@ -73,15 +40,17 @@ def _stored(app: App, host: str) -> int:
     return 0 if r.status_code != 200 else r.json()["data"]["cpu_load"][0]["len"]
 
 
-def test_accepted_bodies_are_answered_by_the_fast_path_like_the_route(fast: tuple[App, _Counter]) -> None:
+def test_accepted_bodies_are_answered_by_the_fast_path_like_the_route(fast: tuple[App, RouteCounter]) -> None:
     app, counter = fast
     c = app.client
     url = f"/api/write?cluster={CLUSTER}"
-    r_fast = _via_fast_path(counter, lambda: c.post(url, content=_lines("f1", 5), headers=app.auth()))
+    r_fast = answered_by(counter, False, lambda: c.post(url, content=_lines("f1", 5), headers=app.auth()))
     assert r_fast.status_code == 200 and r_fast.content == b""
     assert _stored(app, "f1") == 5
     # A query parameter the fast path does not know: the route answers (and ignores it).
-    r_route = _via_route(counter, lambda: c.post(url + "&x=1", content=_lines("f2", 5), headers=app.auth()))
+    r_route = answered_by(
+        counter, True, lambda: c.post(url + "&x=1", content=_lines("f2", 5), headers=app.auth())
+    )
     assert r_route.status_code == 200 and _stored(app, "f2") == 5
     skip = {"date"}
     assert {k: v for k, v in r_fast.headers.items() if k not in skip} == {
@@ -89,10 +58,13 @@ def test_accepted_bodies_are_answered_by_the_fast_path_like_the_route(fast: tupl
     }, "same status, content type, length and security headers on both paths"
     # Every role combination the group rule accepts, with either token header.
     token = app.site.token(("admin", "api"))
-    r = _via_fast_path(counter, lambda: c.post(url, content=_lines("f3", 2), headers={"X-Auth-Token": token}))
+    r = answered_by(
+        counter, False, lambda: c.post(url, content=_lines("f3", 2), headers={"X-Auth-Token": token})
+    )
     assert r.status_code == 200 and _stored(app, "f3") == 2
-    r = _via_fast_path(
+    r = answered_by(
         counter,
+        False,
         lambda: c.post(
             f"/api/write/?cluster={CLUSTER}", content=_lines("f4", 2), headers=app.auth(("user", "api"))
         ),
@@ -100,75 +72,81 @@ def test_accepted_bodies_are_answered_by_the_fast_path_like_the_route(fast: tupl
     assert r.status_code == 200 and _stored(app, "f4") == 2
 
 
-def test_refused_tokens_get_the_routes_401_and_403(fast: tuple[App, _Counter]) -> None:
+def test_refused_tokens_get_the_routes_401_and_403(fast: tuple[App, RouteCounter]) -> None:
     app, counter = fast
     c = app.client
     url = f"/api/write?cluster={CLUSTER}"
-    r = _via_route(counter, lambda: c.post(url, content=_lines("a1", 2)))
+    r = answered_by(counter, True, lambda: c.post(url, content=_lines("a1", 2)))
     assert r.status_code == 401 and set(r.json()) == {"status", "error"}
-    r = _via_route(
-        counter, lambda: c.post(url, content=_lines("a1", 2), headers={"Authorization": "Bearer not.a.token"})
+    r = answered_by(
+        counter,
+        True,
+        lambda: c.post(url, content=_lines("a1", 2), headers={"Authorization": "Bearer not.a.token"}),
     )
     assert r.status_code == 401 and set(r.json()) == {"status", "error"}
     for roles in (("support", "api"), ("user",), ("admin",)):
-        r = _via_route(
-            counter, lambda roles=roles: c.post(url, content=_lines("a1", 2), headers=app.auth(roles))
+        r = answered_by(
+            counter, True, lambda roles=roles: c.post(url, content=_lines("a1", 2), headers=app.auth(roles))
         )
         assert r.status_code == 403, roles
         assert r.json()["status"] == "Forbidden"
     assert _stored(app, "a1") == 0
 
 
-def test_bodies_over_the_limit_get_413(fast: tuple[App, _Counter]) -> None:
+def test_bodies_over_the_limit_get_413(fast: tuple[App, RouteCounter]) -> None:
     app, counter = fast
     c = app.client
     url = f"/api/write?cluster={CLUSTER}"
     big = _lines("b1", 1000)
     assert len(big) > MAX_BODY
-    r = _via_route(counter, lambda: c.post(url, content=big, headers=app.auth()))
+    r = answered_by(counter, True, lambda: c.post(url, content=big, headers=app.auth()))
     assert r.status_code == 413 and set(r.json()) == {"status", "error"}
 
     def chunks() -> Iterator[bytes]:  # no Content-Length: the streamed size counts
         for k in range(0, len(big), 4096):
             yield big[k : k + 4096]
 
-    r = _via_route(counter, lambda: c.post(url, content=chunks(), headers=app.auth()))
+    r = answered_by(counter, True, lambda: c.post(url, content=chunks(), headers=app.auth()))
     assert r.status_code == 413
     assert _stored(app, "b1") == 0
-    r = _via_fast_path(counter, lambda: c.post(url, content=_lines("b1", 100), headers=app.auth()))
+    r = answered_by(counter, False, lambda: c.post(url, content=_lines("b1", 100), headers=app.auth()))
     assert r.status_code == 200 and _stored(app, "b1") == 100
 
 
-def test_a_bad_line_gets_the_routes_400_and_stores_nothing(fast: tuple[App, _Counter]) -> None:
+def test_a_bad_line_gets_the_routes_400_and_stores_nothing(fast: tuple[App, RouteCounter]) -> None:
     app, counter = fast
     c = app.client
     body = _lines("c1", 5) + b"\ncpu_load,hostname=c1 value=1.5.5 1700001000\n"
-    r = _via_route(counter, lambda: c.post(f"/api/write?cluster={CLUSTER}", content=body, headers=app.auth()))
+    r = answered_by(
+        counter, True, lambda: c.post(f"/api/write?cluster={CLUSTER}", content=body, headers=app.auth())
+    )
     assert r.status_code == 400
     assert r.json() == {"status": "Bad Request", "error": r.json()["error"]}
     assert r.json()["error"].startswith("line 6:")
     assert _stored(app, "c1") == 0
-    r = _via_route(counter, lambda: c.post("/api/write", content=_lines("c1", 2), headers=app.auth()))
+    r = answered_by(counter, True, lambda: c.post("/api/write", content=_lines("c1", 2), headers=app.auth()))
     assert r.status_code == 400 and "no default cluster" in r.json()["error"]
 
 
-def test_cross_site_and_cors_requests_take_the_regular_path(fast: tuple[App, _Counter]) -> None:
+def test_cross_site_and_cors_requests_take_the_regular_path(fast: tuple[App, RouteCounter]) -> None:
     app, counter = fast
     c = app.client
     url = f"/api/write?cluster={CLUSTER}"
-    r = _via_route(
+    r = answered_by(
         counter,
+        True,
         lambda: c.post(url, content=_lines("d1", 2), headers={**app.auth(), "Sec-Fetch-Site": "cross-site"}),
     )
     assert r.status_code == 403 and _stored(app, "d1") == 0
-    r = _via_route(
+    r = answered_by(
         counter,
+        True,
         lambda: c.post(url, content=_lines("d1", 2), headers={**app.auth(), "Origin": "https://example.org"}),
     )
     assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "*"
 
 
-def test_the_fast_path_applies_the_group_the_route_is_in(fast: tuple[App, _Counter]) -> None:
+def test_the_fast_path_applies_the_group_the_route_is_in(fast: tuple[App, RouteCounter]) -> None:
     """The fast path checks `AuthGroup.METRIC_STORE`; that must stay the group of the route itself."""
     from types import SimpleNamespace
 
