@@ -327,14 +327,7 @@ class Database:
             if self._inline_mode:
                 self._leave_inline_mode()
             raw.execute("BEGIN IMMEDIATE")
-            try:
-                out = fn(raw)
-                raw.execute("COMMIT")
-            except BaseException:
-                if raw.in_transaction:
-                    raw.execute("ROLLBACK")
-                raise
-            return out
+            return _commit_or_roll_back(raw, fn)
 
     def write_raw_inline(self, fn: Callable[[sqlite3.Connection], T], *, weight: int = 1) -> T | object:
         """SQLite: `write_raw_sync` right here (the event loop's thread) if that cannot wait; else `NOT_RUN`.
@@ -344,8 +337,8 @@ class Database:
         writer lock is free this instant (no write in flight in our threads), ``BEGIN IMMEDIATE``
         succeeds at once (busy timeout 0: another process writing means ``NOT_RUN``, the caller then
         waits in the thread as usual), and no checkpoint runs in the commit (auto-checkpoint is off
-        while in this mode; every so many inline commits a PASSIVE checkpoint is queued to the
-        writer thread instead). Not during a bulk load (rollback journal: a commit could wait for
+        while in this mode; every so many inline commits a PASSIVE checkpoint is queued to a thread
+        of its own instead, see `_checkpoint`). Not during a bulk load (rollback journal: a commit could wait for
         readers). Durability is the same as any other write: committed before it returns.
         ``weight``: how many start_job-sized writes ``fn`` does (for the checkpoint interval).
         """
@@ -370,13 +363,7 @@ class Database:
                 raw.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError:  # locked by another process: wait in the writer thread
                 return NOT_RUN
-            try:
-                out = fn(raw)
-                raw.execute("COMMIT")
-            except BaseException:
-                if raw.in_transaction:
-                    raw.execute("ROLLBACK")
-                raise
+            out = _commit_or_roll_back(raw, fn)
             self._inline_commits += weight
             # ~12 pages a start_job commit: checkpoint about as often as wal-autocheckpoint-mb would.
             if self._inline_commits >= max(1, self._wal_pages // 12):
@@ -634,6 +621,18 @@ class Database:
 
 
 NOT_RUN = object()  # `Database.write_raw_inline` did not run the write
+
+
+def _commit_or_roll_back(raw: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """``fn(raw)`` in the transaction just begun: committed if it returns, rolled back if anything fails."""
+    try:
+        out = fn(raw)
+        raw.execute("COMMIT")
+    except BaseException:
+        if raw.in_transaction:
+            raw.execute("ROLLBACK")
+        raise
+    return out
 
 
 class _WriteThread:
