@@ -545,6 +545,8 @@ class Database:
     def _flush_group(self, loop: asyncio.AbstractEventLoop) -> None:
         """Write the queued `write_grouped` calls: inline if the writer is free, else in its thread."""
         self._group_scheduled = False
+        if self._group_in_thread:  # a batch waits in the writer thread: it flushes the queue when done
+            return
         batch, self._group_queue = self._group_queue[:_GROUP_MAX], self._group_queue[_GROUP_MAX:]
         if self._group_queue:  # more than one transaction's worth: the rest in the next round
             self._group_scheduled = True
