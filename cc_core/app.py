@@ -24,7 +24,7 @@ from cc_core import __version__
 from cc_core.api.auth import AuthGroup, GroupAuthMiddleware, TokenAuth, admin_api_guard, group_opt
 from cc_core.api.errors import db_error_handler, http_exception_handler, internal_error_handler
 from cc_core.api.fastpath import FastPathPlugin
-from cc_core.api.jobs import FastStartJob
+from cc_core.api.jobs import FastStartJob, FastStopJob
 from cc_core.api.nodestate import nodestate_router
 from cc_core.api.openapi import API_SECURITY, SKIP_COMPRESSION
 from cc_core.api.openapi import components as openapi_components
@@ -278,9 +278,10 @@ def create_app(
             graphql_router(dev=dev, engine=graphql_engine),
             *static_routers,
         ],
-        # Accepted start_job requests are answered before Litestar's request machinery; everything
-        # else of theirs goes to the route (cc_core.api.fastpath). Plugins add their own the same way.
-        plugins=[*contributions, FastPathPlugin(FastStartJob())],
+        # Accepted start_job/stop_job requests (every adapter, every job) are answered before Litestar's
+        # request machinery; everything else of theirs goes to the routes (cc_core.api.fastpath).
+        # Plugins add their own the same way.
+        plugins=[*contributions, FastPathPlugin(FastStartJob(), FastStopJob())],
         # Upstream's route groups (contract §1.1): the middleware decides by the matched route's group.
         middleware=[DefineMiddleware(CSRFMiddleware), DefineMiddleware(GroupAuthMiddleware)],
         before_send=[security_headers_hook(config.main.trusted_proxies)],

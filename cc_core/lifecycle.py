@@ -130,7 +130,10 @@ async def stop_job(
     if job.monitoring_status != MonitoringStatus.DISABLED:
         archiver = getattr(services, "archiver", None)
         if archiver is not None:
-            archiver.enqueue(job)
+            try:
+                archiver.enqueue(job)
+            except Exception:  # the stop is stored (the archiver's sweep finds the job later): say so
+                log.exception("job %s is stopped but could not be queued for archiving", job.id)
     return job
 
 

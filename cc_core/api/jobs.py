@@ -780,6 +780,33 @@ class FastStartJob:
         return json_answer(201, _ENCODER.encode(_started(stored)))
 
 
+class FastStopJob:
+    """`JobWriteController.stop_job`'s lean twin, for the same reason and on the same terms as
+    `FastStartJob`: a stop that is refused (not found, already stopped, bad time or state) changed
+    nothing, and the route answers it."""
+
+    methods = frozenset(("POST", "PUT"))
+    paths = frozenset(("/api/jobs/stop_job", "/api/jobs/stop_job/"))
+
+    async def answer(self, app: Any, scope: Any, body: bytes) -> FastAnswer | None:
+        state = app.state
+        if state["config"].main.api_subjects is not None:
+            return None
+        await authenticate_group(ASGIConnection(scope), AuthGroup.API)
+        req = _STOP.decode(body)
+        if req.job_id is None:
+            return None
+        job = await stop_job(
+            state["services"],
+            req.job_id,
+            stop_time=req.stop_time,
+            state=req.job_state,
+            cluster=req.cluster,
+            start_time=req.start_time,
+        )
+        return json_answer(200, _ENCODER.encode(job), app=app, scope=scope)
+
+
 def job_routers() -> list[Router]:
     """``/api`` (queries, writes, tags) and ``/userapi`` (queries) job routers."""
     return [

@@ -170,3 +170,92 @@ def test_a_tagger_scheduling_error_after_the_insert_is_not_a_retry(
     )
     assert r.status_code == 201
     assert _count_jobs(s) == 1
+
+
+def _stop_body(job_id: int, **over: Any) -> dict[str, Any]:
+    return {"jobId": job_id, "cluster": "fritz", "startTime": 1649723812, "stopTime": 1649727412, **over}
+
+
+@pytest.mark.parametrize("encoding", ["gzip, deflate", "identity"])
+def test_accepted_stop_is_answered_fast_exactly_like_the_route(
+    site: tuple[ApiSite, RouteCounter], encoding: str
+) -> None:
+    s, counter = site
+    c = s.client(headers={"X-Auth-Token": s.token(["api"]), "Accept-Encoding": encoding})
+    big = {"jobName": "big", "jobScript": "#!/bin/bash\n" + "srun ./step\n" * 200}  # over gzip's 500 bytes
+    for job_id in (11, 12):
+        assert (
+            c.post("/api/jobs/start_job/", json=start_payload(job_id=job_id, metaData=big)).status_code == 201
+        )
+    fast = answered_by(
+        counter, False, lambda: c.post("/api/jobs/stop_job/", json=_stop_body(11, jobState="failed"))
+    )
+    handler = s.app.asgi_handler
+    routes = dict(handler.routes)
+    handler.routes.clear()
+    try:
+        slow = c.post("/api/jobs/stop_job/", json=_stop_body(12, jobState="failed"))
+    finally:
+        handler.routes.update(routes)
+    assert fast.status_code == slow.status_code == 200
+    skip = {"date", "content-length"}
+    assert {k: v for k, v in fast.headers.items() if k not in skip} == {
+        k: v for k, v in slow.headers.items() if k not in skip
+    }
+    assert (fast.headers.get("content-encoding") == "gzip") == (encoding != "identity")
+    a, b = fast.json(), slow.json()
+    assert (a["jobId"], a["jobState"], a["duration"]) == (11, "failed", 3600)
+    assert {k: v for k, v in a.items() if k not in ("id", "jobId")} == {
+        k: v for k, v in b.items() if k not in ("id", "jobId")
+    }
+    states = s.run_db(
+        lambda conn: conn.exec_driver_sql("SELECT job_id, job_state FROM job ORDER BY job_id").all()
+    )
+    assert [tuple(r) for r in states] == [(11, "failed"), (12, "failed")]
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (_stop_body(99), 404),  # no such job
+        (_stop_body(21, stopTime=1), 400),  # before its start
+        (_stop_body(21, jobState="running"), 400),
+        (_stop_body(21, jobState="exploded"), 400),
+        ({"cluster": "fritz", "stopTime": 1649727412}, 400),  # no jobId
+        (_stop_body(21, bogus=1), 400),
+    ],
+)
+def test_refused_stops_are_the_routes_and_change_nothing(
+    site: tuple[ApiSite, RouteCounter], body: dict[str, Any], status: int
+) -> None:
+    s, counter = site
+    c = s.api()
+    assert c.post("/api/jobs/start_job/", json=start_payload(job_id=21)).status_code == 201
+    r = answered_by(counter, True, lambda: c.post("/api/jobs/stop_job/", json=body))
+    assert r.status_code == status, r.text
+    assert set(r.json()) == {"status", "error"}
+    row = s.run_db(lambda conn: conn.exec_driver_sql("SELECT job_state, duration FROM job").one())
+    assert row[0] == "running"
+    # and stopping it twice: the first is fast, the second the route's 422
+    assert (
+        answered_by(counter, False, lambda: c.post("/api/jobs/stop_job/", json=_stop_body(21))).status_code
+        == 200
+    )
+    again = answered_by(counter, True, lambda: c.post("/api/jobs/stop_job/", json=_stop_body(21)))
+    assert again.status_code == 422
+
+
+def test_an_archiver_queue_error_after_the_stop_is_not_a_retry(
+    site: tuple[ApiSite, RouteCounter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s, counter = site
+    c = s.api()
+    assert c.post("/api/jobs/start_job/", json=start_payload(job_id=31)).status_code == 201
+
+    class Broken:
+        def enqueue(self, job: Any) -> None:
+            raise RuntimeError("queue gone")
+
+    monkeypatch.setattr(s.services, "archiver", Broken(), raising=False)
+    r = answered_by(counter, False, lambda: c.post("/api/jobs/stop_job/", json=_stop_body(31)))
+    assert r.status_code == 200 and r.json()["jobState"] == "completed"
