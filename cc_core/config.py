@@ -126,8 +126,8 @@ class DbConfig(_Section):
     # Ours: WAL size (MB) at which a commit checkpoints it into the database file (SQLite's default is
     # ~4 MB). Larger means fewer checkpoints, each copying a hot page once instead of many times.
     wal_autocheckpoint_mb: int = 64
-    # Ours: run a start_job transaction right in the event loop when the writer is idle (see
-    # `Database.write_raw_inline`); false = always hand it to the writer thread.
+    # Ours: run start_job/stop_job writes right in the event loop when the writer is free (see
+    # `Database.write_raw_inline`, `Database.write_grouped`); false = always hand them to the writer thread.
     inline_start_job: bool = True
 
 

@@ -70,7 +70,7 @@ DOCS: dict[str, dict[str, str]] = {
         "max-idle-connections": "Idle read connections kept open.",
         "max-idle-time-minutes": "Idle connections are closed after this many minutes.",
         "busy-timeout-ms": "How long a statement waits for a lock before failing (ms).",
-        "inline-start-job": "SQLite: when the database is idle, run a `start_job` insert (~0.15 ms) directly in the event loop instead of handing it to the writer thread (which costs about as much again); busy writers and jobs with tags always take the thread. `false` = never inline.",
+        "inline-start-job": "SQLite: when the writer is free, run `start_job`/`stop_job` writes (one, or the batch that arrived in one event-loop round, sharing a commit) directly in the event loop instead of handing them to the writer thread (which costs more than the write); their WAL checkpoints then run on a connection of their own in the background. Busy writers and jobs with tags always take the thread. `false` = never inline.",
         "wal-autocheckpoint-mb": "WAL size (MB) at which SQLite copies it into the database file (a checkpoint); larger makes single-job writes cheaper (fewer checkpoints) at the cost of a larger `-wal` file. `0` = SQLite's default (~4 MB).",
     },
     "cc_core.config.JWTConfig": {
