@@ -281,10 +281,10 @@ async def _edit_job_tags(
     return job  # type: ignore[no-any-return]
 
 
-def _rest_lifecycle_enabled(request: Request[Any, Any, Any]) -> None:
+def _rest_lifecycle_enabled(app: Any) -> None:
     """Upstream mounts start_job/stop_job only without ``main.api-subjects``: with NATS configured, job
     events come from there alone (two sources would race). We keep the routes and say why."""
-    if request.app.state["config"].main.api_subjects is not None:
+    if app.state["config"].main.api_subjects is not None:
         raise APIError(
             404, "start_job/stop_job over REST are off: main.api-subjects sends job events via NATS"
         )
@@ -564,7 +564,7 @@ class JobWriteController(Controller):
     async def start_job(self, request: Request[Any, Any, Any]) -> StartJobAPIResponse:
         """Add a running job; answers its database id. 422 if the same jobId and cluster started less than
         24 h before."""
-        _rest_lifecycle_enabled(request)
+        _rest_lifecycle_enabled(request.app)
         job = decode_body(_START, await request.body())
         stored = await start_job(_services(request), job, current_user(request))
         return _started(stored)
@@ -579,7 +579,7 @@ class JobWriteController(Controller):
     async def stop_job(self, request: Request[Any, Any, Any]) -> Job:
         """Mark a running job stopped (``jobState`` default ``completed``) and queue it for archiving; answers
         the job."""
-        _rest_lifecycle_enabled(request)
+        _rest_lifecycle_enabled(request.app)
         req = decode_body(_STOP, await request.body())
         if req.job_id is None:
             raise APIError(400, "the field 'jobId' is required")
@@ -761,6 +761,13 @@ def _started(stored: Job) -> StartJobAPIResponse:
     return StartJobAPIResponse(msg="success", id=stored.id)
 
 
+async def _lifecycle_caller(app: Any, scope: Any) -> Any:
+    """The fast twins' preamble, with the routes' code: REST lifecycle on, the ``/api`` group's rule
+    (its errors send the request to the route, which answers them)."""
+    _rest_lifecycle_enabled(app)
+    return await authenticate_group(ASGIConnection(scope), AuthGroup.API)
+
+
 class FastStartJob:
     """`JobWriteController.start_job`'s lean twin (`cc_core.api.fastpath`): every adapter calls it for
     every job, and Litestar's request machinery cost as much as the insert. Same checks, same code: the
@@ -771,12 +778,9 @@ class FastStartJob:
     paths = frozenset(("/api/jobs/start_job", "/api/jobs/start_job/"))
 
     async def answer(self, app: Any, scope: Any, body: bytes) -> FastAnswer | None:
-        state = app.state
-        if state["config"].main.api_subjects is not None:  # the route says why it is off
-            return None
-        user = await authenticate_group(ASGIConnection(scope), AuthGroup.API)
+        user = await _lifecycle_caller(app, scope)
         job = _START.decode(body)
-        stored = await start_job(state["services"], job, user)
+        stored = await start_job(app.state["services"], job, user)
         return json_answer(201, _ENCODER.encode(_started(stored)))
 
 
@@ -789,15 +793,12 @@ class FastStopJob:
     paths = frozenset(("/api/jobs/stop_job", "/api/jobs/stop_job/"))
 
     async def answer(self, app: Any, scope: Any, body: bytes) -> FastAnswer | None:
-        state = app.state
-        if state["config"].main.api_subjects is not None:
-            return None
-        await authenticate_group(ASGIConnection(scope), AuthGroup.API)
+        await _lifecycle_caller(app, scope)
         req = _STOP.decode(body)
         if req.job_id is None:
             return None
         job = await stop_job(
-            state["services"],
+            app.state["services"],
             req.job_id,
             stop_time=req.stop_time,
             state=req.job_state,

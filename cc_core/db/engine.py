@@ -418,6 +418,8 @@ class Database:
                     row = raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()  # type: ignore[union-attr]
             else:
                 assert self.path is not None
+                # Opened per checkpoint (~0.2 ms against ~70 ms of copying): an idle extra connection
+                # would keep `bulk_journal` from switching the journal mode.
                 conn = connect_sqlite(self.path, self.db_config)
                 try:
                     for _ in range(4):
